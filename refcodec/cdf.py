@@ -1,0 +1,100 @@
+"""CDF tables: storage, load-time checks (spec §4) and how the exporter builds them (Annex A.2).
+
+A table is three tensors of the model file: ``cdf`` (s32 [Rows, MaxLength], each row
+padded with zeros), ``cdf_length`` (s32 [Rows]) and ``offset`` (s32 [Rows]). Row r codes
+the symbols 0 .. cdf_length[r] - 2, the last of which is the escape (spec §3.5).
+
+The decoder only checks tables (:func:`check_table`); it never computes a probability.
+:func:`quantize_pmf` and :func:`build_table` are the exporter's side and use floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError
+
+PRECISION = 16  # spec §3.1: every row ends at 2^16
+MAX_CDF_LENGTH = 4096  # spec §4.2
+OFFSET_MIN, OFFSET_MAX = -32768, 32767  # spec §4.2
+
+
+@dataclass(frozen=True)
+class CdfTable:
+    """A checked table (spec §4.1): cdf int32 [rows, maxlen]; cdf_length, offset int32 [rows]."""
+
+    cdf: np.ndarray
+    cdf_length: np.ndarray
+    offset: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return self.cdf_length.shape[0]
+
+
+def check_table(cdf: np.ndarray, cdf_length: np.ndarray, offset: np.ndarray, name: str) -> CdfTable:
+    """Check a table at model load (spec §4.1, §4.2); raise ModelError naming ``name``."""
+
+    def require(ok, what, clause="4.2"):
+        if not ok:
+            raise ModelError(f"CDF table {name} {what}", clause)
+
+    def require_rows(ok, what):  # ok: one bool per row
+        bad = np.flatnonzero(~ok)
+        require(bad.size == 0, f"row {bad[0] if bad.size else -1} {what}")
+
+    for tensor, label, ndim in ((cdf, "cdf", 2), (cdf_length, "cdf_length", 1), (offset, "offset", 1)):
+        require(isinstance(tensor, np.ndarray) and tensor.dtype == np.int32 and tensor.ndim == ndim,
+                f"{label} is not a {ndim}-D s32 tensor", "4.1")
+    rows, max_length = cdf.shape
+    require(cdf_length.shape == (rows,) and offset.shape == (rows,),
+            f"tensor shapes {cdf.shape}, {cdf_length.shape}, {offset.shape} do not agree", "4.1")
+    require(rows >= 1, "has no rows")
+    require(max_length <= MAX_CDF_LENGTH, f"has MaxLength {max_length} > {MAX_CDF_LENGTH}")
+    require_rows((cdf_length >= 2) & (cdf_length <= max_length), f"has cdf_length outside 2 .. {max_length}")
+    active = np.arange(max_length)[None, :] < cdf_length[:, None]
+    steps = np.where(active[:, 1:], np.diff(cdf.astype(np.int64), axis=1), 1)
+    require_rows(cdf[:, 0] == 0, "does not start at 0")
+    require_rows((steps > 0).all(axis=1), "is not strictly increasing")
+    require_rows(cdf[np.arange(rows), cdf_length - 1] == 1 << PRECISION, f"does not end at 2^{PRECISION}")
+    require_rows(((cdf == 0) | active).all(axis=1), "has non-zero padding")
+    require_rows((offset >= OFFSET_MIN) & (offset <= OFFSET_MAX),
+                 f"has an offset outside {OFFSET_MIN} .. {OFFSET_MAX}")
+    return CdfTable(cdf, cdf_length, offset)
+
+
+def quantize_pmf(pmf: np.ndarray, tail_mass: float) -> np.ndarray:
+    """Quantised CDF (length len(pmf) + 2) of ``pmf`` followed by the tail mass as escape bin (Annex A.2)."""
+    p = np.append(np.asarray(pmf, dtype=np.float64), float(tail_mass))
+    if not (np.isfinite(p).all() and (p >= 0).all()):
+        raise ValueError("pmf and tail mass must be finite and non-negative")
+    if p.size + 1 > MAX_CDF_LENGTH:
+        raise ValueError(f"pmf of {p.size - 1} values gives a row longer than {MAX_CDF_LENGTH}")
+    freq = np.floor(p * (1 << PRECISION) + 0.5).astype(np.int64)  # round half away from zero
+    total = int(freq.sum())
+    if total == 0:
+        raise ValueError("pmf rounds to zero everywhere")
+    freq = (freq << PRECISION) // total  # rescale: sum <= 2^16
+    cdf = np.concatenate(([0], np.cumsum(freq)))
+    cdf[-1] = 1 << PRECISION
+    for i in range(p.size):  # give every empty bin 1, taken from the smallest frequency above 1
+        if cdf[i] == cdf[i + 1]:
+            f = np.diff(cdf)
+            j = int(np.argmin(np.where(f > 1, f, np.iinfo(np.int64).max)))
+            if j < i:
+                cdf[j + 1:i + 1] -= 1
+            else:
+                cdf[i + 1:j + 1] += 1
+    return cdf.astype(np.int32)
+
+
+def build_table(pmfs: list, tails: list, offsets: list) -> CdfTable:
+    """Table with one row per pmf, rows padded with zeros (Annex A.2); checked as a decoder would."""
+    rows = [quantize_pmf(p, t) for p, t in zip(pmfs, tails, strict=True)]
+    cdf = np.zeros((len(rows), max((r.size for r in rows), default=2)), np.int32)
+    for r, row in enumerate(rows):
+        cdf[r, :row.size] = row
+    cdf_length = np.array([r.size for r in rows], np.int32)
+    return check_table(cdf, cdf_length, np.asarray(offsets, np.int32), "being built")

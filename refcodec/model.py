@@ -1,0 +1,268 @@
+"""Model files (spec §6): safetensors container, tensor inventory, load-time bounds.
+
+A model file is read in full, hashed (its SHA-256 is the model's identity,
+spec §6.5), parsed with every offset checked before use (spec §6.1), and its
+tensors are checked against the inventory of spec §6.3 and the bounds of
+spec §6.4. Nothing is allocated from an unchecked size field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cdf import MAX_CDF_LENGTH, CdfTable, check_table
+from .errors import ModelError
+
+MAX_HEADER_BYTES = 1 << 20  # spec §6.1
+MAX_MODEL_BYTES = 1 << 28  # spec §6.1
+MAX_CHANNELS = 512  # spec §6.2
+ACC_BOUND = (1 << 47) - 1  # spec §6.4
+NORM_BOUND = (1 << 53) - 1  # spec §6.4
+MAX_SHIFT = 47  # spec §6.4
+ACT_ABS_MAX = 1 << 15  # largest |activation| (spec §5.1)
+
+# safetensors dtype name -> little-endian NumPy dtype (spec §6.1)
+DTYPES = {
+    "U8": np.dtype("u1"),
+    "I16": np.dtype("<i2"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+}
+ARCHITECTURES = {"factorized": 0}  # spec §6.2; value = stream code (spec §7.2)
+ENCODER_PREFIX = "encoder."
+
+
+@dataclass(frozen=True)
+class Model:
+    """A checked model: identity, shape parameters, synthesis layers, entropy tables."""
+
+    model_id: bytes
+    name: str
+    architecture: str
+    n: int
+    m: int
+    synthesis: list
+    y_table: CdfTable
+    encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
+    metadata: dict = field(repr=False)
+
+
+def _fail(what: str, clause: str):
+    raise ModelError(what, clause)
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        _fail("model header has a duplicate key", "6.1")
+    return dict(pairs)
+
+
+def parse_safetensors(data: bytes) -> tuple[dict, dict]:
+    """Split a safetensors file into (metadata, tensors) with every field checked (spec §6.1)."""
+    if len(data) > MAX_MODEL_BYTES:
+        _fail(f"model file is {len(data)} bytes, more than {MAX_MODEL_BYTES}", "6.1")
+    if len(data) < 8:
+        _fail("model file is shorter than its 8-byte header length", "6.1")
+    header_len = int.from_bytes(data[:8], "little")
+    if not 2 <= header_len <= MAX_HEADER_BYTES or 8 + header_len > len(data):
+        _fail(f"model header length {header_len} is out of range", "6.1")
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError):
+        _fail("model header is not a UTF-8 JSON object", "6.1")
+    if not isinstance(header, dict):
+        _fail("model header is not a JSON object", "6.1")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        _fail("model __metadata__ is not a map of strings", "6.1")
+    buffer = memoryview(data)[8 + header_len :]
+    spans, tensors = [], {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            _fail(f"tensor entry {name!r} is malformed", "6.1")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in DTYPES:
+            _fail(f"tensor {name!r} has unsupported dtype {dtype!r}", "6.1")
+        if (not isinstance(shape, list) or len(shape) > 4
+                or not all(type(s) is int and 0 <= s <= MAX_MODEL_BYTES for s in shape)):
+            _fail(f"tensor {name!r} has an invalid shape", "6.1")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            _fail(f"tensor {name!r} has invalid data_offsets", "6.1")
+        begin, end = offsets
+        if not 0 <= begin <= end <= len(buffer) or end - begin != math.prod(shape) * DTYPES[dtype].itemsize:
+            _fail(f"tensor {name!r} data_offsets do not match its shape or the file", "6.1")
+        spans.append((begin, end))
+        tensors[name] = np.frombuffer(buffer[begin:end], dtype=DTYPES[dtype]).reshape(shape)
+    position = 0
+    for begin, end in sorted(spans):
+        if begin != position:
+            _fail("tensor data overlaps or leaves gaps", "6.1")
+        position = end
+    if position != len(buffer):
+        _fail("bytes after the last tensor's data", "6.1")
+    return metadata, tensors
+
+
+def _tensor(tensors: dict, name: str, dtype: str, shape: tuple) -> np.ndarray:
+    """Fetch a required tensor and check its dtype and shape (spec §6.3)."""
+    if name not in tensors:
+        _fail(f"model has no tensor {name!r}", "6.3")
+    t = tensors[name]
+    if t.dtype != DTYPES[dtype] or t.shape != shape:
+        _fail(f"tensor {name!r} must be {dtype} {list(shape)}, is {t.dtype} {list(t.shape)}", "6.3")
+    return t
+
+
+def _int_param(metadata: dict, key: str) -> int:
+    value = metadata.get(key, "")
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CHANNELS:
+        _fail(f"metadata {key!r} must be an integer 1..{MAX_CHANNELS}", "6.2")
+    return int(value)
+
+
+def synthesis_shapes(n: int, m: int) -> list:
+    """(kind, Cin, Cout) of the factorized synthesis layers, in order (spec §6.3)."""
+    return [("deconv", m, n), ("igdn", n, n), ("deconv", n, n), ("igdn", n, n),
+            ("deconv", n, n), ("igdn", n, n), ("deconv", n, 3)]
+
+
+def _check_deconv(name: str, weight, bias, shift):
+    """Load-time accumulator bound |bias| + 2^15 * sum|weight| <= 2^47 - 1 (spec §6.4)."""
+    w = np.abs(weight.astype(np.int64)).sum(axis=(0, 2, 3))
+    if np.any(shift > MAX_SHIFT):
+        _fail(f"{name}.shift exceeds {MAX_SHIFT}", "6.4")
+    if np.any(bias < -ACC_BOUND) or np.any(bias > ACC_BOUND) or np.any(np.abs(bias) + ACT_ABS_MAX * w > ACC_BOUND):
+        _fail(f"{name} can overflow its 48-bit accumulator", "6.4")
+
+
+def _check_igdn(name: str, gamma, beta, shift):
+    """Load-time bounds gamma >= 0, beta >= 1, beta + 2^30 * sum_j gamma <= 2^53 - 1 (spec §6.4)."""
+    if np.any(shift > MAX_SHIFT):
+        _fail(f"{name}.shift exceeds {MAX_SHIFT}", "6.4")
+    if np.any(gamma < 0) or np.any(beta < 1) or np.any(beta > NORM_BOUND):
+        _fail(f"{name} needs gamma >= 0 and beta >= 1", "6.4")
+    if np.any(gamma.astype(np.int64).sum(axis=1) > (NORM_BOUND - beta) >> 30):  # no int64 overflow
+        _fail(f"{name} can overflow its 53-bit norm", "6.4")
+
+
+def load_model(data: bytes) -> Model:
+    """Parse and check a model file (spec §6); raises ModelError naming the clause."""
+    model_id = hashlib.sha256(data).digest()
+    metadata, tensors = parse_safetensors(data)
+    if metadata.get("format") != "refcodec" or metadata.get("format_version") != "1":
+        _fail("not a refcodec model file (format/format_version metadata)", "6.2")
+    arch = metadata.get("architecture")
+    if arch not in ARCHITECTURES:
+        _fail(f"unknown architecture {arch!r}", "6.2")
+    n, m = _int_param(metadata, "N"), _int_param(metadata, "M")
+
+    layers = []
+    for k, (kind, cin, cout) in enumerate(synthesis_shapes(n, m)):
+        p = f"synthesis.{k}"
+        if kind == "deconv":
+            layer = {"kind": kind, "weight": _tensor(tensors, f"{p}.weight", "I16", (cin, cout, 5, 5)),
+                     "bias": _tensor(tensors, f"{p}.bias", "I64", (cout,)),
+                     "shift": _tensor(tensors, f"{p}.shift", "U8", (cout,))}
+            _check_deconv(p, layer["weight"], layer["bias"], layer["shift"])
+        else:
+            layer = {"kind": kind, "gamma": _tensor(tensors, f"{p}.gamma", "I32", (cout, cin)),
+                     "beta": _tensor(tensors, f"{p}.beta", "I64", (cout,)),
+                     "shift": _tensor(tensors, f"{p}.shift", "U8", (cout,))}
+            _check_igdn(p, layer["gamma"], layer["beta"], layer["shift"])
+        layers.append(layer)
+
+    cdf = tensors.get("entropy.y.cdf")
+    max_len = cdf.shape[1] if cdf is not None and cdf.ndim == 2 else 0
+    if cdf is not None and not 2 <= max_len <= MAX_CDF_LENGTH:  # before reading any row (spec §4.2)
+        _fail(f"entropy.y.cdf rows have {max_len} entries, outside 2..{MAX_CDF_LENGTH}", "4.2")
+    y_table = check_table(_tensor(tensors, "entropy.y.cdf", "I32", (m, max_len)),
+                          _tensor(tensors, "entropy.y.cdf_length", "I32", (m,)),
+                          _tensor(tensors, "entropy.y.offset", "I32", (m,)), "entropy.y")
+
+    known = {f"synthesis.{k}.{p}" for k, l in enumerate(layers) for p in l if p != "kind"}
+    known |= {"entropy.y.cdf", "entropy.y.cdf_length", "entropy.y.offset"}
+    for name in tensors:
+        if name not in known and not name.startswith(ENCODER_PREFIX):
+            _fail(f"unexpected tensor {name!r}", "6.3")
+    encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
+    return Model(model_id, metadata.get("name", ""), arch, n, m, layers, y_table, encoder, metadata)
+
+
+# ---------------------------------------------------------------------------
+# Writing (used by the exporter and the test-model generators)
+
+
+def save_safetensors(tensors: dict, metadata: dict) -> bytes:
+    """Serialise tensors (name -> ndarray) and string metadata in safetensors layout (spec §6.1)."""
+    names = {np.dtype(v).name: k for k, v in DTYPES.items()}
+    header, chunks, offset = {"__metadata__": dict(metadata)}, [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": names[arr.dtype.name], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # align the data buffer to 8 bytes
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
+# ---------------------------------------------------------------------------
+# Shipped models and lookup by identity (spec §6.5)
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "factorized"
+
+
+def shipped_model_paths() -> dict:
+    """name -> path of every model shipped in the package."""
+    return {p.stem: p for p in sorted(MODELS_DIR.glob("*.safetensors"))}
+
+
+def read_model_file(path) -> bytes:
+    """Read a model file, refusing sizes beyond MAX_MODEL_BYTES before reading them (spec §6.1)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            _fail(f"model file {path} is {size} bytes, more than {MAX_MODEL_BYTES}", "6.1")
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read model file {path}: {e.strerror}", "6.5") from None
+
+
+_cache: dict = {}
+
+
+def model_by_name(name: str) -> Model:
+    paths = shipped_model_paths()
+    if name not in paths:
+        raise ModelError(f"no shipped model named {name!r} (have: {', '.join(paths) or 'none'})", "6.5")
+    return model_from_file(paths[name])
+
+
+def model_from_file(path) -> Model:
+    path = Path(path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
+    if key not in _cache:
+        _cache[key] = load_model(read_model_file(path))
+    return _cache[key]
+
+
+def find_model(model_id: bytes, model_files=()) -> Model:
+    """The model whose SHA-256 is ``model_id``: among ``model_files``, then the shipped ones (spec §6.5)."""
+    for path in list(model_files) + list(shipped_model_paths().values()):
+        data = read_model_file(path)
+        if hashlib.sha256(data).digest() == model_id:
+            return model_from_file(path)
+    raise ModelError(f"the stream needs model {model_id.hex()}, which is not available", "6.5")

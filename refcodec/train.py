@@ -1,0 +1,333 @@
+"""Train the float factorized-prior model (optional ``train`` extra; needs torch).
+
+Training is a long-running, resumable job. Every ``--checkpoint-seconds`` the
+float weights are written, in half precision, to ONE file per model (overwritten
+in place, atomically), with the iteration count and the run record in its
+metadata. Restarting the same command on any machine resumes from that file.
+
+    python -m refcodec.train --data ../shared/data/train --out training/factorized.safetensors
+
+The float model here is what ``refcodec.export`` turns into the integer model
+file (spec clause 6); the decoder never sees these weights.
+
+Recipe notes (measured on the 2-core AVX-512 CPU this project is built on):
+bf16 autocast (``--bf16``) halves the time of an iteration on CPUs with
+AVX512-BF16, but is 7-90x slower than fp32 on CPUs without it (measured: AMD
+EPYC without AVX-512, 5x5 conv 0.013 s fp32 vs 0.087-1.1 s bf16), so fp32 is
+the default. The rate term is always fp32. Small patches early, larger later. Distortion is
+computed on the straight-through rounded latent (what the decoder sees); the
+rate on the noisy latent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+# ---------------------------------------------------------------------------
+# Float model
+
+
+class NonNegative(nn.Module):
+    """Reparametrisation keeping a parameter >= ``minimum`` (GDN beta/gamma)."""
+
+    pedestal = 2.0**-36
+
+    def __init__(self, init: torch.Tensor, minimum: float = 0.0):
+        super().__init__()
+        self.bound = (minimum + self.pedestal) ** 0.5
+        self.p = nn.Parameter(torch.sqrt(torch.clamp(init + self.pedestal, min=self.pedestal)))
+
+    def forward(self) -> torch.Tensor:
+        p = self.p
+        p = p + (torch.clamp(p, min=self.bound) - p).detach()  # lower bound, gradient passes
+        return p * p - self.pedestal
+
+
+class GDN(nn.Module):
+    """y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2); inverse multiplies instead."""
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = NonNegative(torch.ones(channels), minimum=1e-6)
+        self.gamma = NonNegative(0.1 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        gamma = self.gamma().view(c, c, 1, 1).to(x.dtype)
+        norm = F.conv2d(x * x, gamma, self.beta().to(x.dtype))
+        norm = torch.clamp(norm.float(), min=1e-6)
+        scale = torch.sqrt(norm) if self.inverse else torch.rsqrt(norm)
+        return (x.float() * scale).to(x.dtype)
+
+    def export(self) -> dict[str, np.ndarray]:
+        return {"beta": self.beta().detach().float().numpy(), "gamma": self.gamma().detach().float().numpy()}
+
+
+def conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 5, stride=2, padding=2)
+
+
+def deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, 5, stride=2, padding=2, output_padding=1)
+
+
+class FactorizedDensity(nn.Module):
+    """Ballé et al. 2018 univariate non-parametric density, one per channel."""
+
+    filters = (3, 3, 3)
+    tail_mass = 1e-9
+
+    def __init__(self, channels: int, init_scale: float = 10.0):
+        super().__init__()
+        dims = (1,) + self.filters + (1,)
+        scale = init_scale ** (1 / (len(self.filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(self.filters) + 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(self.filters):
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+        t = math.log(2 / self.tail_mass - 1)
+        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        self.register_buffer("target", torch.tensor([-t, 0.0, t]))
+
+    def logits_cdf(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (C, 1, K) -> cumulative logits (C, 1, K)."""
+        for i in range(len(self.filters) + 1):
+            x = torch.matmul(F.softplus(self.matrices[i]), x) + self.biases[i]
+            if i < len(self.filters):
+                x = x + torch.tanh(self.factors[i]) * torch.tanh(x)
+        return x
+
+    def likelihood(self, y: torch.Tensor) -> torch.Tensor:
+        """P(round(y)) under the density convolved with a unit box; y: (B, C, H, W)."""
+        b, c, h, w = y.shape
+        v = y.permute(1, 0, 2, 3).reshape(c, 1, -1)
+        lower = self.logits_cdf(v - 0.5)
+        upper = self.logits_cdf(v + 0.5)
+        sign = -torch.sign(lower + upper).detach()
+        p = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        p = torch.clamp(p, min=1e-9)
+        return p.reshape(c, b, h, w).permute(1, 0, 2, 3)
+
+    def aux_loss(self) -> torch.Tensor:
+        return torch.abs(self.logits_cdf(self.quantiles) - self.target).sum()
+
+    def export(self) -> dict[str, np.ndarray]:
+        out = {"quantiles": self.quantiles.detach().float().numpy()}
+        for i, m in enumerate(self.matrices):
+            out[f"matrix{i}"] = F.softplus(m).detach().float().numpy()
+            out[f"bias{i}"] = self.biases[i].detach().float().numpy()
+        for i, f in enumerate(self.factors):
+            out[f"factor{i}"] = torch.tanh(f).detach().float().numpy()
+        return out
+
+
+class FactorizedPrior(nn.Module):
+    """bmshj2018-factorized: 4 x (conv5x5/2 + GDN) analysis, mirrored synthesis."""
+
+    def __init__(self, n: int, m: int):
+        super().__init__()
+        self.n, self.m = n, m
+        self.bf16 = False
+        self.g_a = nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+        self.g_s = nn.Sequential(
+            deconv(m, n), GDN(n, True), deconv(n, n), GDN(n, True), deconv(n, n), GDN(n, True), deconv(n, 3)
+        )
+        self.density = FactorizedDensity(m)
+
+    def forward(self, x: torch.Tensor):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            y = self.g_a(x)
+        y = y.float()
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_ste = y + (torch.round(y) - y).detach()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            x_hat = self.g_s(y_ste)
+        return x_hat.float(), self.density.likelihood(y_noisy)
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def load_crops(folder: Path) -> torch.Tensor:
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no PNG files in {folder}")
+    arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # uint8 (K, 3, 256, 256)
+
+
+def batch(data: torch.Tensor, size: int, patch: int, gen: torch.Generator) -> torch.Tensor:
+    k, _, h, w = data.shape
+    idx = torch.randint(k, (size,), generator=gen)
+    ys = torch.randint(h - patch + 1, (size,), generator=gen)
+    xs = torch.randint(w - patch + 1, (size,), generator=gen)
+    flips = torch.randint(2, (size,), generator=gen)
+    out = torch.empty(size, 3, patch, patch, dtype=torch.uint8)
+    for i in range(size):
+        crop = data[idx[i], :, ys[i] : ys[i] + patch, xs[i] : xs[i] + patch]
+        out[i] = crop.flip(-1) if flips[i] else crop
+    return out.float().div_(255.0)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints: one half-precision safetensors file per model, overwritten in place
+
+
+def save_checkpoint(model: nn.Module, path: Path, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+    os.replace(tmp, path)
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+        state = {k: f.get_tensor(k).float() if f.get_tensor(k).is_floating_point() else f.get_tensor(k)
+                 for k in f.keys()}
+    model.load_state_dict(state)
+    return meta
+
+
+# ---------------------------------------------------------------------------
+# Evaluation on Kodak (estimated rate from the likelihoods, rounded latents)
+
+
+@torch.no_grad()
+def evaluate(model: FactorizedPrior, folder: Path, limit: int = 24) -> tuple[float, float]:
+    bpps, psnrs = [], []
+    for f in sorted(folder.glob("*.png"))[:limit]:
+        x = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+        y = model.g_a(x)
+        y_hat = torch.round(y)
+        bits = -torch.log2(model.density.likelihood(y_hat)).sum().item()
+        x_hat = model.g_s(y_hat).clamp(0, 1)
+        mse = torch.mean((torch.round(x_hat * 255) - x * 255) ** 2).item()
+        bpps.append(bits / (x.shape[2] * x.shape[3]))
+        psnrs.append(10 * math.log10(255**2 / mse))
+    return float(np.mean(bpps)), float(np.mean(psnrs))
+
+
+# ---------------------------------------------------------------------------
+
+
+def lr_at(it: int, args) -> float:
+    """Constant learning rate, then a cosine decay over the last ``decay`` fraction."""
+    start = int(args.iters * (1 - args.decay))
+    if it < start:
+        return args.lr
+    t = (it - start) / max(1, args.iters - start)
+    return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    ap.add_argument("--kodak", type=Path, default=Path("../shared/data/kodak"))
+    ap.add_argument("--out", type=Path, default=Path("training/factorized.safetensors"))
+    ap.add_argument("--N", type=int, default=64)
+    ap.add_argument("--M", type=int, default=96)
+    ap.add_argument("--lmbda", type=float, default=0.013)
+    ap.add_argument("--iters", type=int, default=200_000, help="planned total iterations (sets the lr decay)")
+    ap.add_argument("--stop-after", type=float, default=float("inf"), help="wall seconds for this run")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-min", type=float, default=5e-5)
+    ap.add_argument("--decay", type=float, default=0.2, help="fraction of --iters spent decaying lr")
+    ap.add_argument("--small-patch-iters", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with AVX512-BF16/AMX)")
+    ap.add_argument("--checkpoint-seconds", type=float, default=600)
+    ap.add_argument("--eval-images", type=int, default=8, help="Kodak images evaluated at each checkpoint")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    model = FactorizedPrior(args.N, args.M)
+    model.bf16 = args.bf16
+    meta = {"iteration": 0, "wall_seconds": 0.0, "history": []}
+    if args.out.exists():
+        meta.update(load_checkpoint(model, args.out))
+        print(f"resumed {args.out} at iteration {meta['iteration']}", flush=True)
+    it0 = meta["iteration"]
+    gen = torch.Generator().manual_seed(args.seed * 1_000_003 + it0)
+    torch.manual_seed(args.seed * 7919 + it0)
+
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam([model.density.quantiles], lr=1e-3)
+    data = load_crops(args.data)
+    print(f"{len(data)} crops; N={args.N} M={args.M} lambda={args.lmbda}", flush=True)
+
+    t_start = time.time()
+    t_ckpt = t_start
+    run_loss = []
+    it = it0
+    while it < args.iters and time.time() - t_start < args.stop_after:
+        small = it < args.small_patch_iters
+        x = batch(data, 16 if small else 8, 64 if small else 128, gen)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, args)
+        x_hat, lik = model(x)
+        bpp = -torch.log2(lik).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        mse = F.mse_loss(x_hat, x)
+        loss = args.lmbda * 255**2 * mse + bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = model.density.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        run_loss.append((loss.item(), bpp.item(), 10 * math.log10(1 / max(mse.item(), 1e-10))))
+        it += 1
+        if it % 200 == 0:
+            l, b, p = np.mean(run_loss, axis=0)
+            run_loss = []
+            rate = (time.time() - t_start) / (it - it0)
+            print(f"it {it} loss {l:.4f} bpp {b:.4f} psnr {p:.2f} lr {lr_at(it, args):.2e} {rate:.3f}s/it", flush=True)
+        if time.time() - t_ckpt > args.checkpoint_seconds or it >= args.iters:
+            model.eval()
+            kb, kp = evaluate(model, args.kodak, args.eval_images) if args.kodak.exists() else (float("nan"),) * 2
+            model.train()
+            now = time.time()
+            meta["wall_seconds"] += now - t_ckpt
+            t_ckpt = now
+            meta["iteration"] = it
+            meta["history"].append({"iteration": it, "kodak_images": args.eval_images,
+                                    "kodak_bpp": round(kb, 4), "kodak_psnr": round(kp, 3),
+                                    "wall_seconds": round(meta["wall_seconds"])})
+            meta["record"] = {"N": args.N, "M": args.M, "lambda": args.lmbda, "seed": args.seed,
+                              "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
+                              "decay": args.decay, "small_patch_iters": args.small_patch_iters,
+                              "data": str(args.data), "threads": args.threads, "bf16": args.bf16}
+            save_checkpoint(model, args.out, meta)
+            print(f"checkpoint it {it}: kodak[:{args.eval_images}] (float, estimated) {kb:.4f} bpp {kp:.2f} dB",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Model files (spec §6): container rules, inventory, bounds; the spec's LoadModel agrees."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from refcodec.errors import ModelError
+from refcodec.model import load_model, model_by_name, parse_safetensors, save_safetensors
+from refcodec.testing import random_model
+
+GOOD = random_model(np.random.default_rng(3), 3, 2)
+
+
+def _rebuild(mutate):
+    """Re-serialise GOOD after ``mutate(tensors, metadata)`` edits its content."""
+    meta, tensors = parse_safetensors(GOOD)
+    tensors = {k: np.array(v) for k, v in tensors.items()}
+    mutate(tensors, meta)
+    return save_safetensors(tensors, meta)
+
+
+def _header(data: bytes) -> dict:
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + n])
+
+
+def _with_header(header: dict, buffer: bytes) -> bytes:
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + buffer
+
+
+def _buffer(data: bytes) -> bytes:
+    return data[8 + int.from_bytes(data[:8], "little"):]
+
+
+def test_good_model_loads(spec):
+    m = load_model(GOOD)
+    assert (m.n, m.m, m.architecture, len(m.synthesis)) == (3, 2, "factorized", 7)
+    assert spec["LoadModel"](GOOD)["model_id"] == m.model_id
+
+
+def test_shipped_model_loads():
+    m = model_by_name("factorized")
+    assert m.architecture == "factorized" and m.encoder and len(m.model_id) == 32
+
+
+def _set(name, value):
+    def mutate(t, meta):
+        t[name] = value(t[name]) if callable(value) else value
+    return mutate
+
+
+def _meta(key, value):
+    def mutate(t, meta):
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    return mutate
+
+
+BAD_CONTENT = {
+    "wrong format": _meta("format", "other"),
+    "wrong format_version": _meta("format_version", "2"),
+    "unknown architecture": _meta("architecture", "joint"),
+    "missing N": _meta("N", None),
+    "N not digits": _meta("N", "3.0"),
+    "N too large": _meta("N", "513"),
+    "N unicode digit": _meta("N", "\u00b3"),
+    "missing tensor": lambda t, m: t.pop("synthesis.3.beta"),
+    "wrong dtype": _set("synthesis.0.bias", lambda v: v.astype(np.int32)),
+    "wrong shape": _set("synthesis.1.gamma", lambda v: v[:, :1].copy()),
+    "unexpected tensor": lambda t, m: t.update({"extra": np.zeros(1, np.uint8)}),
+    "shift too large": _set("synthesis.2.shift", lambda v: np.full_like(v, 48)),
+    "accumulator bound": _set("synthesis.0.bias", lambda v: np.full_like(v, 1 << 47)),
+    "bias at int64 minimum": _set("synthesis.0.bias", lambda v: np.full_like(v, -(1 << 63))),
+    "negative gamma": _set("synthesis.1.gamma", lambda v: -np.ones_like(v)),
+    "beta zero": _set("synthesis.3.beta", lambda v: np.zeros_like(v)),
+    "norm bound": _set("synthesis.5.gamma", lambda v: np.full_like(v, (1 << 31) - 1)),
+    "cdf not increasing": _set("entropy.y.cdf", lambda v: np.where(np.arange(v.shape[1]) == 1, 0, v).astype(np.int32)),
+    "cdf_length too long": _set("entropy.y.cdf_length", lambda v: v + 1000),
+    "offset out of range": _set("entropy.y.offset", lambda v: np.full_like(v, 1 << 20)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONTENT))
+def test_bad_content_is_rejected(name, spec):
+    data = _rebuild(BAD_CONTENT[name])
+    with pytest.raises(ModelError) as e:
+        load_model(data)
+    with pytest.raises(spec["ConformanceError"]) as s:
+        spec["LoadModel"](data)
+    assert s.value.error_class == "ModelError"
+    assert e.value.clause.split(".")[0] in ("4", "6")
+
+
+def _bad_containers():
+    h, buf = _header(GOOD), _buffer(GOOD)
+    name = next(k for k in h if k != "__metadata__")
+    first = min((k for k in h if k != "__metadata__"), key=lambda k: h[k]["data_offsets"][0])
+    yield "empty", b""
+    yield "short", GOOD[:7]
+    yield "header length huge", (1 << 62).to_bytes(8, "little") + GOOD[8:]
+    yield "header length past end", (len(GOOD)).to_bytes(8, "little") + GOOD[8:]
+    yield "not json", (4).to_bytes(8, "little") + b"{{{{" + buf
+    yield "not utf-8", (2).to_bytes(8, "little") + b"\xff\xfe" + buf
+    yield "json array", _with_header([], buf)  # type: ignore[arg-type]
+    yield "truncated buffer", GOOD[:-1]
+    yield "trailing bytes", GOOD + b"\0"
+    yield "dtype unknown", _with_header({**h, name: {**h[name], "dtype": "F64"}}, buf)
+    yield "shape negative", _with_header({**h, name: {**h[name], "shape": [-1]}}, buf)
+    yield "shape too many dims", _with_header({**h, name: {**h[name], "shape": [1, 1, 1, 1, 1]}}, buf)
+    yield "offsets reversed", _with_header({**h, name: {**h[name], "data_offsets": h[name]["data_offsets"][::-1]}}, buf)
+    yield "offsets overlap", _with_header({**h, first: {**h[first], "data_offsets": [1, 1 + h[first]["data_offsets"][1]]}}, buf)
+    yield "extra member", _with_header({**h, name: {**h[name], "x": 1}}, buf)
+    yield "metadata not strings", _with_header({**h, "__metadata__": {"N": 3}}, buf)
+    text = json.dumps(h)
+    dup = text[:-1] + ', "__metadata__": {}}'
+    yield "duplicate key", len(dup).to_bytes(8, "little") + dup.encode() + buf
+
+
+@pytest.mark.parametrize("name, data", list(_bad_containers()), ids=[n for n, _ in _bad_containers()])
+def test_bad_container_is_rejected(name, data, spec):
+    with pytest.raises(ModelError):
+        load_model(data)
+    with pytest.raises(spec["ConformanceError"]) as s:
+        spec["LoadModel"](data)
+    assert s.value.error_class == "ModelError"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, len(GOOD) - 1), st.integers(0, 255))
+def test_byte_edits_never_crash(pos, value):
+    data = bytearray(GOOD)
+    data[pos] = value
+    try:
+        load_model(bytes(data))
+    except ModelError:
+        pass
+
+
+def test_stress_model_is_valid():
+    load_model(random_model(np.random.default_rng(4), 3, 2, stress=True))

@@ -1,0 +1,96 @@
+"""Image round trips with the shipped model (spec §8, Annex A).
+
+decode(encode(x)) equals the encoder's own integer reconstruction, byte for
+byte, for every size from 1x1 up; the reference and fast paths agree; the
+output does not depend on the number of threads.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
+import refcodec
+from refcodec.errors import InputError
+
+
+def _image(seed, w, h):
+    """A smooth random picture (noise would be an untypically hard input)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((w, h), Image.BILINEAR)
+    return np.asarray(img)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(1, 300))
+def test_round_trip_fast(seed, w, h):
+    pixels = _image(seed, w, h)
+    stream, recon = refcodec.encode(pixels, return_reconstruction=True)
+    assert recon.shape == (h, w, 3) and recon.dtype == np.uint8
+    assert np.array_equal(refcodec.decode(stream), recon)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 140), st.integers(1, 140))
+def test_reference_and_fast_identical(seed, w, h):
+    pixels = _image(seed, w, h)
+    fast_stream, recon = refcodec.encode(pixels, return_reconstruction=True)
+    ref_stream, ref_recon = refcodec.encode(pixels, impl="reference", return_reconstruction=True)
+    assert fast_stream == ref_stream
+    assert np.array_equal(ref_recon, recon)
+    assert np.array_equal(refcodec.decode(fast_stream, impl="reference"), recon)
+
+
+@pytest.mark.parametrize("w, h", [(1, 1), (1, 17), (17, 1), (16, 16), (33, 2)])
+def test_edge_sizes(w, h):
+    pixels = _image(w * 100 + h, w, h)
+    stream, recon = refcodec.encode(pixels, return_reconstruction=True)
+    assert np.array_equal(refcodec.decode(stream, impl="reference"), recon)
+
+
+def test_quality_is_sane():
+    """The shipped model codes its sample photo far better than noise (guards against a broken export)."""
+    from refcodec.cli import psnr
+
+    path = os.path.join(os.path.dirname(refcodec.__file__), "data", "sample.png")
+    stream, recon = refcodec.encode(path, return_reconstruction=True)
+    original = np.asarray(Image.open(path).convert("RGB"))
+    assert psnr(original, recon) > 22 and 8 * len(stream) / original[:, :, 0].size < 3
+
+
+def test_grayscale_accepted_alpha_refused(tmp_path):
+    gray = Image.fromarray(_image(1, 40, 30)[:, :, 0], "L")
+    stream, recon = refcodec.encode(gray, return_reconstruction=True)
+    assert recon.shape == (30, 40, 3)
+    rgba = Image.fromarray(_image(1, 40, 30)).convert("RGBA")
+    with pytest.raises(InputError, match="alpha"):
+        refcodec.encode(rgba)
+    rgba.save(tmp_path / "a.png")
+    with pytest.raises(InputError, match="alpha"):
+        refcodec.encode(tmp_path / "a.png")
+    with pytest.raises(InputError):
+        refcodec.encode(np.zeros((5, 5, 3), np.float32))
+
+
+THREAD_SCRIPT = """
+import hashlib, sys, numpy as np, refcodec
+from PIL import Image
+img = np.asarray(Image.fromarray(np.random.default_rng(7).integers(0, 256, (12, 9, 3), dtype=np.uint8)).resize((150, 110)))
+s = refcodec.encode(img)
+print(hashlib.sha256(s + refcodec.decode(s).tobytes()).hexdigest())
+"""
+
+
+def test_output_independent_of_thread_count():
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+                   NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
