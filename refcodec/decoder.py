@@ -18,20 +18,19 @@ import numpy as np
 from . import layers, rans
 from .bitstream import StreamHeader, parse_stream
 from .errors import StreamError
+from .fast import layers as fast_layers, rans as fast_rans
 from .layers import ACT_MAX, ACT_MIN
 from .model import ARCHITECTURES, Model, find_model
 
-IMPLS = ("reference", "fast")
+KERNELS = {"reference": (rans, layers), "fast": (fast_rans, fast_layers)}  # (entropy coder, layers)
+IMPLS = tuple(KERNELS)
 
 
-def _kernels(impl: str):
-    if impl == "reference":
-        return rans.decode_values, layers.synthesis
-    if impl == "fast":
-        from .fast import layers as fast_layers, rans as fast_rans
-
-        return fast_rans.decode_values, fast_layers.synthesis
-    raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+def kernels(impl: str):
+    """The (rANS module, layers module) of an implementation."""
+    if impl not in KERNELS:
+        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
+    return KERNELS[impl]
 
 
 def check_architecture(header: StreamHeader, model: Model) -> None:
@@ -43,10 +42,9 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
 
 def decode_latents(header: StreamHeader, model: Model, impl: str = "reference") -> np.ndarray:
     """y_hat (M, LatH, LatW): values in channel, row, column order, row c of the table for channel c (spec §8.3)."""
-    decode_values, _ = _kernels(impl)
     lat_h, lat_w = header.latent_shape
     indexes = np.repeat(np.arange(model.m, dtype=np.int32), lat_h * lat_w)
-    values = decode_values(header.y_data, indexes, model.y_table, name="y")
+    values = kernels(impl)[0].decode_values(header.y_data, indexes, model.y_table, name="y")
     if values.size and (values.min() < ACT_MIN or values.max() > ACT_MAX):
         raise StreamError(f"a latent value lies outside {ACT_MIN}..{ACT_MAX}", "8.3")
     return values.reshape(model.m, lat_h, lat_w)
@@ -54,14 +52,13 @@ def decode_latents(header: StreamHeader, model: Model, impl: str = "reference") 
 
 def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
     """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
-    _, synthesis = _kernels(impl)
-    out = synthesis(y_hat, model.synthesis)[-1]
+    out = kernels(impl)[1].synthesis(y_hat, model.synthesis)[-1]
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0)).astype(np.uint8)
 
 
 def decode(data: bytes, model_files=(), impl: str = "fast") -> np.ndarray:
     """Decode a refcodec stream to an (H, W, 3) uint8 array (spec §8)."""
-    _kernels(impl)
+    kernels(impl)
     header = parse_stream(bytes(data))
     model = find_model(header.model_id, model_files)
     check_architecture(header, model)

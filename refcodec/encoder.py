@@ -12,7 +12,7 @@ import numpy as np
 
 from . import floatnet
 from .bitstream import STRIDE, write_stream
-from .decoder import _kernels, reconstruct
+from .decoder import kernels, reconstruct
 from .image import to_rgb_array
 from .layers import ACT_MAX, ACT_MIN
 from .model import ARCHITECTURES, Model, model_by_name, model_from_file
@@ -42,13 +42,8 @@ def analyse(pixels: np.ndarray, model: Model) -> np.ndarray:
 
 def encode_latents(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "fast") -> bytes:
     """Entropy-code integer latents into a complete stream (spec §7, Annex A.4)."""
-    if impl == "fast":
-        from .fast.rans import encode_values
-    else:
-        from .rans import encode_values
-    _kernels(impl)
     indexes = np.repeat(np.arange(model.m, dtype=np.int32), y_hat.shape[1] * y_hat.shape[2])
-    y_data = encode_values(y_hat.reshape(-1), indexes, model.y_table)
+    y_data = kernels(impl)[0].encode_values(y_hat.reshape(-1), indexes, model.y_table)
     return write_stream(model.model_id, ARCHITECTURES[model.architecture], width, height, y_data)
 
 

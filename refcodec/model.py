@@ -241,7 +241,18 @@ def read_model_file(path) -> bytes:
         raise ModelError(f"cannot read model file {path}: {e.strerror}", "6.5") from None
 
 
-_cache: dict = {}
+_loaded: dict = {}  # model_id -> Model: a model's identity is its content, so this never goes stale
+
+
+def model_from_bytes(data: bytes) -> Model:
+    model_id = hashlib.sha256(data).digest()
+    if model_id not in _loaded:
+        _loaded[model_id] = load_model(data)
+    return _loaded[model_id]
+
+
+def model_from_file(path) -> Model:
+    return model_from_bytes(read_model_file(path))
 
 
 def model_by_name(name: str) -> Model:
@@ -251,18 +262,10 @@ def model_by_name(name: str) -> Model:
     return model_from_file(paths[name])
 
 
-def model_from_file(path) -> Model:
-    path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
-    if key not in _cache:
-        _cache[key] = load_model(read_model_file(path))
-    return _cache[key]
-
-
 def find_model(model_id: bytes, model_files=()) -> Model:
     """The model whose SHA-256 is ``model_id``: among ``model_files``, then the shipped ones (spec §6.5)."""
     for path in list(model_files) + list(shipped_model_paths().values()):
         data = read_model_file(path)
         if hashlib.sha256(data).digest() == model_id:
-            return model_from_file(path)
+            return model_from_bytes(data)
     raise ModelError(f"the stream needs model {model_id.hex()}, which is not available", "6.5")
