@@ -2,7 +2,7 @@
 
 decode(encode(x)) equals the encoder's own integer reconstruction, byte for
 byte, for every size from 1x1 up; the reference and fast paths agree; the
-output does not depend on the number of threads.
+output does not depend on the number of threads or on the JIT.
 """
 
 import os
@@ -77,20 +77,25 @@ def test_grayscale_accepted_alpha_refused(tmp_path):
         refcodec.encode(np.zeros((5, 5, 3), np.float32))
 
 
-THREAD_SCRIPT = """
+DIGEST_SCRIPT = """
 import hashlib, sys, numpy as np, refcodec
 from PIL import Image
-img = np.asarray(Image.fromarray(np.random.default_rng(7).integers(0, 256, (12, 9, 3), dtype=np.uint8)).resize((150, 110)))
+img = np.asarray(Image.fromarray(np.random.default_rng(7).integers(0, 256, (6, 5, 3), dtype=np.uint8)).resize((50, 40)))
 s = refcodec.encode(img)
 print(hashlib.sha256(s + refcodec.decode(s).tobytes()).hexdigest())
 """
 
 
-def test_output_independent_of_thread_count():
+@pytest.mark.parametrize("env", [
+    {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"},
+    {"NUMBA_DISABLE_JIT": "1"},
+], ids=["two-threads", "jit-off"])
+def test_output_independent_of_threads_and_jit(env):
+    """The same stream and pixels with one thread, two threads, and the JIT switched off."""
+    one = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     digests = set()
-    for threads in ("1", "2"):
-        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                   NUMBA_NUM_THREADS=threads)
-        out = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], env=env, capture_output=True, text=True, check=True)
+    for extra in (one, env):
+        out = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], env=dict(os.environ, **extra),
+                             capture_output=True, text=True, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
