@@ -17,7 +17,7 @@ from . import decoder, encoder
 from .bitstream import parse_stream
 from .errors import RefcodecError
 from .image import png_bytes, to_rgb_array, write_atomic
-from .model import DEFAULT_MODEL, find_model
+from .model import ARCHITECTURES, DEFAULT_MODEL, find_model
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
 
@@ -49,7 +49,8 @@ def cmd_info(args) -> None:
     data = Path(args.input).read_bytes()
     h = parse_stream(data)
     lat_h, lat_w = h.latent_shape
-    print(f"version       {h.version}\narchitecture  {h.architecture}\nmodel_id      {h.model_id.hex()}")
+    arch = {code: name for name, code in ARCHITECTURES.items()}[h.architecture]
+    print(f"version       {h.version}\narchitecture  {h.architecture} ({arch})\nmodel_id      {h.model_id.hex()}")
     try:
         m = find_model(h.model_id, args.model_file)
         print(f"model         {m.name} ({m.architecture}, N={m.n} M={m.m})")
