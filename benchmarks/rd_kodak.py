@@ -5,11 +5,8 @@ Run from anywhere (defaults are relative to the repository root):
     python benchmarks/rd_kodak.py
 
 Options: --kodak DIR (default <repo>/../shared/data/kodak), --model NAME (shipped
-model, default "factorized"), --checkpoint FILE (float training checkpoint the model
-was exported from, default <repo>/training/factorized.safetensors), --plot PNG,
---json FILE, --limit N (first N images only, for a quick look), --verify-all
-(decode every stream, not only the first), --allow-mismatch (run the float twin even
-if the checkpoint is not the one the model was exported from).
+model, default "factorized"), --plot PNG, --json FILE, --limit N (first N images
+only, for a quick look), --verify-all (decode every stream, not only the first).
 
 Rows:
 
@@ -17,10 +14,9 @@ Rows:
    bpp = 8 * len(stream) / (H * W); the reconstruction is the decoder's exact output
    (checked against ``refcodec.decode(stream)`` on the first image, or all with --verify-all).
 2. refcodec float twin: the same quantised latents (re-encoding them gives the same
-   stream, checked per image) through the float synthesis of the training checkpoint,
-   rounded to 8 bits. Same bpp as row 1 by construction. Skipped if the checkpoint's
-   analysis weights differ from the model's (the training job overwrites the
-   checkpoint while it runs), unless --allow-mismatch.
+   stream, checked per image) through the float synthesis the integer model was
+   exported from (stored in the model file as ``encoder.synthesis.*``), rounded to
+   8 bits. Same bpp as row 1 by construction.
 3. Pillow JPEG (libjpeg-turbo, default 4:2:0 subsampling) at qualities 5..95 step 5,
    plus "JPEG at matching bpp": per image the integer quality 1..95 whose bpp is
    closest to refcodec's for that image. Pillow WebP at qualities 5..95 step 10.
@@ -54,12 +50,10 @@ except ImportError:
     sys.path.insert(0, str(REPO))
 import refcodec  # noqa: E402
 import refcodec.encoder  # noqa: E402
-import refcodec.export  # noqa: E402
 import refcodec.floatnet  # noqa: E402
 import refcodec.image  # noqa: E402
 
 DEFAULT_KODAK = REPO.parent / "shared" / "data" / "kodak"
-DEFAULT_CHECKPOINT = REPO / "training" / "factorized.safetensors"
 DEFAULT_PLOT = REPO / "benchmarks" / "rd_kodak.png"
 DEFAULT_JSON = REPO / "benchmarks" / "rd_kodak.json"
 JPEG_QUALITIES = tuple(range(5, 100, 5))
@@ -133,23 +127,13 @@ def eval_refcodec(files: list, model, verify_all: bool = False) -> list:
 # Row 2: the float twin
 
 
-def twin_check(model, params: dict, ckpt_meta: dict) -> dict:
-    """Is the checkpoint the one the model was exported from? Compares analysis weights and iterations."""
-    enc = {k.removeprefix("encoder."): v for k, v in model.encoder.items()}
-    same = set(enc) == {k for k in params if k.startswith("analysis.")} and all(
-        np.array_equal(v, params[k].astype(np.float32)) for k, v in enc.items())
-    return {"analysis_weights_equal": bool(same),
-            "model_iteration": training_info(model).get("iteration"),
-            "checkpoint_iteration": ckpt_meta.get("iteration")}
-
-
 def float_reconstruction(y_hat: np.ndarray, params: dict, height: int, width: int) -> np.ndarray:
     x = refcodec.floatnet.synthesis(y_hat.astype(np.float64), params)
     out = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0))
 
 
-def eval_float_twin(files: list, model, params: dict, int_records: list) -> list:
+def eval_float_twin(files: list, model, int_records: list) -> list:
     records = []
     for path, ref in zip(files, int_records):
         pixels = refcodec.image.to_rgb_array(path)
@@ -158,7 +142,7 @@ def eval_float_twin(files: list, model, params: dict, int_records: list) -> list
         # Same latents as row 1? Re-encoding them must give the very same stream.
         stream = refcodec.encoder.encode_latents(y_hat, model, w, h)
         same_stream = hashlib.sha256(stream).hexdigest() == ref["stream_sha256"]
-        recon = float_reconstruction(y_hat, params, h, w)
+        recon = float_reconstruction(y_hat, model.encoder, h, w)
         p = psnr(pixels, recon)
         records.append({"image": path.name, "bpp": ref["bpp"], "psnr": p, "same_stream": same_stream,
                         "int_minus_float_db": ref["psnr"] - p})
@@ -266,13 +250,9 @@ def table(results: dict) -> str:
     s, rows = results["summary"], []
     n = results["n_images"]
     rows.append(("refcodec integer", s["refcodec_int"], f"model {results['model']['name']!r}, decoder's exact output"))
-    if s.get("refcodec_float"):
-        warn = "" if results["float_twin"]["analysis_weights_equal"] else "NOT A TWIN (checkpoint mismatch); "
-        rows.append(("refcodec float twin", s["refcodec_float"],
-                     f"{warn}same stream, so same bpp; int - float = {s['int_minus_float_db']:+.4f} dB "
-                     f"(per image {s['int_minus_float_min_db']:+.4f}..{s['int_minus_float_max_db']:+.4f})"))
-    else:
-        rows.append(("refcodec float twin", None, results["float_twin"]["skipped"]))
+    rows.append(("refcodec float twin", s["refcodec_float"],
+                 f"same stream, so same bpp; int - float = {s['int_minus_float_db']:+.4f} dB "
+                 f"(per image {s['int_minus_float_min_db']:+.4f}..{s['int_minus_float_max_db']:+.4f})"))
     jm = s["jpeg_matched"]
     rows.append(("JPEG at matching bpp", jm, f"per-image quality {jm['quality_min']}..{jm['quality_max']}; "
                  f"refcodec - JPEG = {s['refcodec_minus_jpeg_matched_db']:+.2f} dB"))
@@ -292,14 +272,10 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kodak", type=Path, default=DEFAULT_KODAK, help="directory of kodim01..24.png")
     ap.add_argument("--model", default="factorized", help="shipped refcodec model name (or model file)")
-    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                    help="float training checkpoint the model was exported from (float twin)")
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--verify-all", action="store_true", help="decode every stream, not only the first")
-    ap.add_argument("--allow-mismatch", action="store_true",
-                    help="run the float twin even if the checkpoint's analysis weights differ from the model's")
     return ap.parse_args(argv)
 
 
@@ -318,22 +294,9 @@ def main(argv=None) -> dict:
     print(f"refcodec integer: {len(files)} images in {timings['refcodec_int_encode_decode']:.1f} s", flush=True)
 
     t = time.perf_counter()
-    params, ckpt_meta = refcodec.export.float_params(Path(args.checkpoint).read_bytes())
-    check = twin_check(model, params, ckpt_meta)
-    float_twin = {"checkpoint": str(args.checkpoint), **check}
-    float_records = []
-    if check["analysis_weights_equal"] or args.allow_mismatch:
-        if not check["analysis_weights_equal"]:
-            print("WARNING: checkpoint is not the one the model was exported from; float twin is not a twin",
-                  file=sys.stderr)
-        float_records = eval_float_twin(files, model, params, int_records)
-        if not all(r["same_stream"] for r in float_records):
-            print("WARNING: re-encoding analyse()'s latents did not reproduce the stream of row 1", file=sys.stderr)
-    else:
-        float_twin["skipped"] = (f"skipped: checkpoint {args.checkpoint} (iteration {check['checkpoint_iteration']}) "
-                                 f"is not the one model {args.model!r} was exported from (iteration "
-                                 f"{check['model_iteration']}); pass --checkpoint or --allow-mismatch")
-        print("WARNING: float twin " + float_twin["skipped"], file=sys.stderr)
+    float_records = eval_float_twin(files, model, int_records)
+    if not all(r["same_stream"] for r in float_records):
+        print("WARNING: re-encoding analyse()'s latents did not reproduce the stream of row 1", file=sys.stderr)
     timings["refcodec_float_twin"] = time.perf_counter() - t
     print(f"float twin: {timings['refcodec_float_twin']:.1f} s", flush=True)
 
@@ -352,19 +315,17 @@ def main(argv=None) -> dict:
                                 "quality_min": min(r["quality"] for r in jpeg_matched),
                                 "quality_max": max(r["quality"] for r in jpeg_matched)}}
     summary["refcodec_minus_jpeg_matched_db"] = summary["refcodec_int"]["psnr"] - summary["jpeg_matched"]["psnr"]
-    if float_records:
-        gaps = [r["int_minus_float_db"] for r in float_records]
-        summary["refcodec_float"] = {"bpp": mean_of(float_records, "bpp"), "psnr": mean_of(float_records, "psnr"),
-                                     "note": "same stream as refcodec_int, hence same bpp"}
-        summary.update(int_minus_float_db=float(np.mean(gaps)), int_minus_float_min_db=float(min(gaps)),
-                       int_minus_float_max_db=float(max(gaps)))
+    gaps = [r["int_minus_float_db"] for r in float_records]
+    summary["refcodec_float"] = {"bpp": mean_of(float_records, "bpp"), "psnr": mean_of(float_records, "psnr"),
+                                 "note": "same stream as refcodec_int, hence same bpp"}
+    summary.update(int_minus_float_db=float(np.mean(gaps)), int_minus_float_min_db=float(min(gaps)),
+                   int_minus_float_max_db=float(max(gaps)))
 
     import PIL.features
 
     results = {
         "n_images": len(files), "kodak": str(args.kodak),
         "model": {"name": args.model, "model_id": model.model_id.hex(), "training": training_info(model)},
-        "float_twin": float_twin,
         "pillow": {"version": Image.__version__, "libjpeg_turbo": PIL.features.version("libjpeg_turbo"),
                    "webp": PIL.features.version("webp")},
         "summary": summary, "refcodec_int": int_records, "refcodec_float": float_records,
@@ -379,7 +340,7 @@ def main(argv=None) -> dict:
     print()
     print(table(results))
     print()
-    if summary.get("int_minus_float_db") is not None and abs(summary["int_minus_float_db"]) > 0.1:
+    if abs(summary["int_minus_float_db"]) > 0.1:
         print(f"NOTE: |int - float| = {abs(summary['int_minus_float_db']):.3f} dB exceeds 0.1 dB")
     print("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     args.json.parent.mkdir(parents=True, exist_ok=True)

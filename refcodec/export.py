@@ -5,8 +5,9 @@
 
 NumPy only (no torch): reads the half-precision training checkpoint written by
 refcodec.train, calibrates activation ranges on a few images, and writes the
-integer synthesis, the quantised CDF tables (spec §4) and the float analysis
-weights (for the encoder) in the model-file layout of spec §6. Float is used
+integer synthesis, the quantised CDF tables (spec §4), the float analysis
+weights (for the encoder) and the float synthesis (the integer model's float
+twin, for evaluation) in the model-file layout of spec §6. Float is used
 freely here; the decoder only ever sees the integers this writes.
 """
 
@@ -184,9 +185,10 @@ def export(p: dict, images: list, name: str, info: dict | None = None) -> bytes:
     table = density_tables(p)
     tensors.update({"entropy.y.cdf": table.cdf, "entropy.y.cdf_length": table.cdf_length,
                     "entropy.y.offset": table.offset})
-    for k, v in p.items():
-        if k.startswith("analysis."):
-            tensors[f"encoder.{k}"] = v.astype(np.float32)
+    for k, v in p.items():  # float analysis (the encoder) and float synthesis (the float twin)
+        if k.startswith(("analysis.", "synthesis.")):
+            exact16 = k.endswith((".weight", ".bias"))  # trained in half precision: exact in F16
+            tensors[f"encoder.{k}"] = v.astype(np.float16 if exact16 else np.float32)
     metadata = {"format": "refcodec", "format_version": "1", "architecture": "factorized",
                 "N": str(n), "M": str(m), "name": name}
     if info:

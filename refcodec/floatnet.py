@@ -1,8 +1,9 @@
 """The float transforms, in NumPy (informative; Annex A).
 
 The encoder's analysis transform, and the float synthesis the exporter uses to
-calibrate the integer model and the benchmark uses as the float twin. Nothing
-here is on the decoding path.
+calibrate the integer model and the benchmark uses as the float twin (both are
+stored in the model file as ``encoder.*`` tensors). Nothing here is on the
+decoding path.
 """
 
 import numpy as np
@@ -25,7 +26,7 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 def gdn(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray, inverse: bool = False) -> np.ndarray:
     """x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) (GDN), or times the root (IGDN)."""
-    norm = beta[:, None, None] + np.tensordot(gamma.astype(x.dtype), x * x, axes=([1], [0]))
+    norm = beta.astype(x.dtype)[:, None, None] + np.tensordot(gamma.astype(x.dtype), x * x, axes=([1], [0]))
     return x * np.sqrt(norm) if inverse else x / np.sqrt(norm)
 
 

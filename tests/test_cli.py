@@ -30,6 +30,9 @@ def test_encode_decode_info(tmp_path):
     assert code == 0 and "bpp" in out and "PSNR" in out
     assert run("decode", stream, png)[0] == 0
     assert Image.open(png).size == (200, 200)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask
     code, out, _ = run("info", stream)
     assert code == 0 and "200x200" in out and "factorized" in out and "model_id" in out
     raw = tmp_path / "out.rgb"
