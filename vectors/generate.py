@@ -53,8 +53,9 @@ def vectors(model_path: Path):
     y = rng.integers(-3, 4, size=(model.m, 2, 3))
     y[0, 0, 0], y[1, 0, 1], y[2, 1, 2] = 32767, -32768, 1000
     y[3] = rng.integers(-200, 200, size=(2, 3))
-    yield ("latents-escapes", "Latents far outside every table: escapes with up to 5 bypass nibbles, "
-           "the extreme values -32768 and 32767, outputs clamped at 0 and 255.",
+    yield ("latents-escapes", "Latents far outside every table: escapes with 3 and 4 raw nibbles, "
+           "the extreme values -32768 and 32767, hidden activations clamped at the s16 limits, "
+           "pixels clamped at 0 and 255.",
            ["3.4", "3.5", "8.3", "5.3", "5.5"], encode_latents(y, model, 40, 30))
 
 
