@@ -1,0 +1,92 @@
+"""The exporter (Annex A.5): float parameters -> a valid integer model close to its float twin."""
+
+import math
+
+import numpy as np
+import pytest
+
+from refcodec import decode, encode, export, floatnet
+from refcodec.encoder import analyse
+from refcodec.model import load_model, save_safetensors
+from refcodec.testing import random_float_params
+
+
+def _smooth(seed, w, h):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(h // 8, w // 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    rng = np.random.default_rng(11)
+    p = random_float_params(rng, 8, 6)
+    data = export.export(p, [_smooth(1, 48, 40), _smooth(2, 40, 56)], "test", {"iteration": 1})
+    path = tmp_path_factory.mktemp("export") / "m.safetensors"
+    path.write_bytes(data)
+    return p, path, load_model(data)
+
+
+def test_export_is_a_valid_model_with_its_float_twin(exported):
+    p, _, model = exported
+    assert (model.n, model.m, model.name) == (8, 6, "test")
+    assert '"iteration": 1' in model.metadata["training"]
+    for k in ("analysis.0.weight", "synthesis.6.bias", "synthesis.5.gamma"):
+        assert np.allclose(model.encoder[k], p[k], rtol=1e-3, atol=1e-4)
+
+
+def test_exported_model_round_trips(exported):
+    _, path, model = exported
+    img = _smooth(3, 45, 37)
+    stream, recon = encode(img, model=model, return_reconstruction=True)
+    assert np.array_equal(decode(stream, [path]), recon)
+    assert np.array_equal(decode(stream, [path], impl="reference"), recon)
+
+
+def test_integer_layers_track_the_float_synthesis(exported):
+    """Every hidden layer of the integer synthesis equals the float one up to its scale, to < 0.5%."""
+    from refcodec import layers
+
+    p, _, model = exported
+    y_hat = analyse(_smooth(1, 48, 40), model)
+    trace: list = []
+    floatnet.synthesis(y_hat.astype(np.float64), p, trace)
+    ints = layers.synthesis(y_hat, model.synthesis)
+    for k, (f, q) in enumerate(zip(trace[:-1], ints[:-1])):
+        q = q.astype(np.float64)
+        scale = (f * q).sum(axis=(1, 2)) / np.maximum((q * q).sum(axis=(1, 2)), 1e-12)
+        err = np.abs(f - scale[:, None, None] * q).max() / np.abs(f).max()
+        assert err < 5e-3, (k, err)
+
+
+def test_cdf_tables_follow_the_density(exported):
+    """The table's most probable symbol of each channel is where the density has most mass."""
+    p, _, model = exported
+    t = model.y_table
+    for c in range(model.m):
+        freqs = np.diff(t.cdf[c, : t.cdf_length[c]])
+        assert freqs.min() >= 1 and t.cdf[c, t.cdf_length[c] - 1] == 1 << 16
+        lo = math.floor(p["density.quantiles"][c, 0, 0])
+        assert t.offset[c] >= lo - 1
+
+
+def test_float_params_from_a_training_checkpoint():
+    """Names and the GDN reparametrisation (value = max(p, bound)^2 - pedestal) of refcodec.train's files."""
+    rng = np.random.default_rng(0)
+    t = {}
+    for side, shapes in (("g_a", [(4, 3), (4, 4), (4, 4), (5, 4)]), ("g_s", [(5, 4), (4, 4), (4, 4), (4, 3)])):
+        for j, (a, b) in enumerate(shapes):
+            t[f"{side}.{2 * j}.weight"] = rng.normal(size=(a, b, 5, 5)).astype(np.float16)
+            t[f"{side}.{2 * j}.bias"] = rng.normal(size=(b if side == "g_s" else a)).astype(np.float16)
+            if j < 3:
+                c = a if side == "g_a" else b
+                t[f"{side}.{2 * j + 1}.beta.p"] = np.full(c, 2.0, np.float16)
+                t[f"{side}.{2 * j + 1}.gamma.p"] = np.full((c, c), -1.0, np.float16)
+    t["density.quantiles"] = np.zeros((5, 1, 3), np.float16)
+    p, meta = export.float_params(save_safetensors(t, {"iteration": "7"}))
+    assert meta == {"iteration": 7}
+    assert np.allclose(p["analysis.1.beta"], 4.0 - export.PEDESTAL)
+    assert np.allclose(p["synthesis.3.gamma"], 0.0, atol=1e-9)  # clamped at the lower bound
+    assert p["synthesis.6.weight"].shape == (4, 3, 5, 5) and "density.quantiles" in p
