@@ -24,6 +24,7 @@ from .model import ARCHITECTURES, Model, find_model
 
 KERNELS = {"reference": (rans, layers), "fast": (fast_rans, fast_layers)}  # (entropy coder, layers)
 IMPLS = tuple(KERNELS)
+MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
 
 
 def kernels(impl: str):
@@ -43,6 +44,9 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
 def decode_latents(header: StreamHeader, model: Model, impl: str = "reference") -> np.ndarray:
     """y_hat (M, LatH, LatW): values in channel, row, column order, row c of the table for channel c (spec §8.3)."""
     lat_h, lat_w = header.latent_shape
+    count = model.m * lat_h * lat_w
+    if len(header.y_data) > 8 + MAX_WORDS_PER_VALUE * 4 * count:
+        raise StreamError(f"y sub-stream of {len(header.y_data)} bytes is longer than {count} latents can use", "8.3")
     indexes = np.repeat(np.arange(model.m, dtype=np.int32), lat_h * lat_w)
     values = kernels(impl)[0].decode_values(header.y_data, indexes, model.y_table, name="y")
     if values.size and (values.min() < ACT_MIN or values.max() > ACT_MAX):

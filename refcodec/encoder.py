@@ -1,4 +1,4 @@
-"""The encoder (informative, Annex A).
+"""The encoder (informative, Annex A.1).
 
 The analysis transform runs in float (its result is whatever it is; the
 stream defines decoding). The quantised latents are coded with the decoder's
@@ -28,20 +28,20 @@ def resolve_model(model) -> Model:
 
 
 def pad_to_stride(pixels: np.ndarray) -> np.ndarray:
-    """Replicate the last row and column up to a multiple of 16 (Annex A.2)."""
+    """Replicate the last row and column up to a multiple of 16 (Annex A.1.2)."""
     h, w, _ = pixels.shape
     return np.pad(pixels, ((0, -h % STRIDE), (0, -w % STRIDE), (0, 0)), mode="edge")
 
 
 def analyse(pixels: np.ndarray, model: Model) -> np.ndarray:
-    """Float analysis and rounding to integer latents (Annex A.3)."""
+    """Float analysis and rounding to integer latents (Annex A.1.3)."""
     x = pad_to_stride(pixels).transpose(2, 0, 1).astype(np.float32) / 255.0
     y = floatnet.analysis(x, model.encoder)
     return np.clip(np.rint(y), ACT_MIN, ACT_MAX).astype(np.int64)
 
 
 def encode_latents(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "fast") -> bytes:
-    """Entropy-code integer latents into a complete stream (spec §7, Annex A.4)."""
+    """Entropy-code integer latents into a complete stream (spec §7, Annex A.1.4)."""
     indexes = np.repeat(np.arange(model.m, dtype=np.int32), y_hat.shape[1] * y_hat.shape[2])
     y_data = kernels(impl)[0].encode_values(y_hat.reshape(-1), indexes, model.y_table)
     return write_stream(model.model_id, ARCHITECTURES[model.architecture], width, height, y_data)

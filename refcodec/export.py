@@ -1,4 +1,4 @@
-"""Export a float model to an integer model file (informative, Annex A.5).
+"""Export a float model to an integer model file (informative, Annex A.1.5).
 
     python -m refcodec.export training/factorized.safetensors refcodec/models/factorized.safetensors \
         --calibration ../shared/data/train
@@ -137,7 +137,7 @@ def _deconv(w, b, s_in, s_out):
 
 
 def _igdn(beta, gamma, s_in, s_target):
-    """Integer gamma/beta/shift and the resulting output scale (Annex A.5)."""
+    """Integer gamma/beta/shift and the resulting output scale (Annex A.1.5)."""
     c = beta.shape[0]
     g_real = gamma * (s_in**2)[None, :]
     G = np.zeros((c, c), np.int32)

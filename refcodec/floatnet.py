@@ -1,4 +1,4 @@
-"""The float transforms, in NumPy (informative; Annex A).
+"""The float transforms, in NumPy (informative; Annex A.1).
 
 The encoder's analysis transform, and the float synthesis the exporter uses to
 calibrate the integer model and the benchmark uses as the float twin (both are

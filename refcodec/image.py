@@ -1,4 +1,4 @@
-"""Reading and writing images with Pillow (the CLI's and API's edges; Annex A.1)."""
+"""Reading and writing images with Pillow (the CLI's and API's edges; Annex A.1.1)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ACCEPTED_MODES = {"RGB", "L", "1", "P"}
 
 
 def to_rgb_array(image) -> np.ndarray:
-    """An (H, W, 3) uint8 array from a path, a PIL image or an array; alpha is refused (Annex A.1)."""
+    """An (H, W, 3) uint8 array from a path, a PIL image or an array; alpha is refused (Annex A.1.1)."""
     if isinstance(image, (str, os.PathLike)):
         try:
             with Image.open(image) as im:
@@ -24,27 +24,27 @@ def to_rgb_array(image) -> np.ndarray:
                 im.load()
                 return to_rgb_array(im)
         except (OSError, Image.DecompressionBombError) as e:
-            raise InputError(f"cannot read image {image}: {e}", "A.1") from None
+            raise InputError(f"cannot read image {image}: {e}", "A.1.1") from None
     if isinstance(image, Image.Image):
         if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
-            raise InputError(f"image has an alpha channel (mode {image.mode}); refcodec codes RGB only", "A.1")
+            raise InputError(f"image has an alpha channel (mode {image.mode}); refcodec codes RGB only", "A.1.1")
         if image.mode not in ACCEPTED_MODES:
-            raise InputError(f"image mode {image.mode} is not 8-bit RGB or grayscale", "A.1")
+            raise InputError(f"image mode {image.mode} is not 8-bit RGB or grayscale", "A.1.1")
         return to_rgb_array(np.asarray(image.convert("RGB")))
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise InputError(f"image array must be uint8, is {arr.dtype}", "A.1")
+        raise InputError(f"image array must be uint8, is {arr.dtype}", "A.1.1")
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError(f"image array must be (H, W, 3) or (H, W), is {arr.shape}", "A.1")
+        raise InputError(f"image array must be (H, W, 3) or (H, W), is {arr.shape}", "A.1.1")
     _check_size(arr.shape[1], arr.shape[0])
     return np.ascontiguousarray(arr)
 
 
 def _check_size(w: int, h: int) -> None:
     if not (1 <= h <= MAX_DIMENSION and 1 <= w <= MAX_DIMENSION):
-        raise InputError(f"image is {w}x{h}; each side must be 1..{MAX_DIMENSION}", "A.1")
+        raise InputError(f"image is {w}x{h}; each side must be 1..{MAX_DIMENSION}", "A.1.1")
 
 
 def write_atomic(path, data: bytes) -> None:

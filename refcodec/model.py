@@ -62,8 +62,12 @@ def _fail(what: str, clause: str):
 def _no_duplicates(pairs):
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
-        _fail("model header has a duplicate key", "6.1")
+        _fail("model header has a duplicate key", "2.4")
     return dict(pairs)
+
+
+def _no_constants(name):
+    _fail(f"model header contains {name}, which is not JSON", "2.4")
 
 
 def parse_safetensors(data: bytes) -> tuple[dict, dict]:
@@ -76,8 +80,9 @@ def parse_safetensors(data: bytes) -> tuple[dict, dict]:
     if not 2 <= header_len <= MAX_HEADER_BYTES or 8 + header_len > len(data):
         _fail(f"model header length {header_len} is out of range", "6.1")
     try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError):
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates,
+                            parse_constant=_no_constants)
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         _fail("model header is not a UTF-8 JSON object", "6.1")
     if not isinstance(header, dict):
         _fail("model header is not a JSON object", "6.1")
@@ -90,7 +95,7 @@ def parse_safetensors(data: bytes) -> tuple[dict, dict]:
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             _fail(f"tensor entry {name!r} is malformed", "6.1")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             _fail(f"tensor {name!r} has unsupported dtype {dtype!r}", "6.1")
         if (not isinstance(shape, list) or len(shape) > 4
                 or not all(type(s) is int and 0 <= s <= MAX_MODEL_BYTES for s in shape)):
@@ -124,8 +129,9 @@ def _tensor(tensors: dict, name: str, dtype: str, shape: tuple) -> np.ndarray:
 
 def _int_param(metadata: dict, key: str) -> int:
     value = metadata.get(key, "")
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CHANNELS:
-        _fail(f"metadata {key!r} must be an integer 1..{MAX_CHANNELS}", "6.2")
+    if not (1 <= len(value) <= 3 and value.isascii() and value.isdigit() and value[0] != "0"
+            and int(value) <= MAX_CHANNELS):
+        _fail(f"metadata {key!r} must be an integer 1..{MAX_CHANNELS} written without leading zeros", "6.2")
     return int(value)
 
 

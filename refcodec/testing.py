@@ -3,7 +3,7 @@
 ``random_model`` draws a valid integer model file (spec §6) directly, with
 weights anywhere inside the bounds of spec §6.4 (``stress=True`` puts every
 channel at the bound). ``random_float_params`` draws float parameters for the
-exporter (Annex A.5), giving a model the encoder can also use.
+exporter (Annex A.1.5), giving a model the encoder can also use.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The exporter (Annex A.5): float parameters -> a valid integer model close to its float twin."""
+"""The exporter (Annex A.1.5): float parameters -> a valid integer model close to its float twin."""
 
 import math
 

@@ -69,6 +69,8 @@ BAD_CONTENT = {
     "N not digits": _meta("N", "3.0"),
     "N too large": _meta("N", "513"),
     "N unicode digit": _meta("N", "\u00b3"),
+    "N leading zero": _meta("N", "03"),
+    "N thousands of digits": _meta("N", "0" * 5000 + "3"),
     "missing tensor": lambda t, m: t.pop("synthesis.3.beta"),
     "wrong dtype": _set("synthesis.0.bias", lambda v: v.astype(np.int32)),
     "wrong shape": _set("synthesis.1.gamma", lambda v: v[:, :1].copy()),
@@ -116,9 +118,17 @@ def _bad_containers():
     yield "offsets overlap", _with_header({**h, first: {**h[first], "data_offsets": [1, 1 + h[first]["data_offsets"][1]]}}, buf)
     yield "extra member", _with_header({**h, name: {**h[name], "x": 1}}, buf)
     yield "metadata not strings", _with_header({**h, "__metadata__": {"N": 3}}, buf)
+    yield "dtype not a string", _with_header({**h, name: {**h[name], "dtype": ["F32"]}}, buf)
+    yield "offsets not integers", _with_header({**h, name: {**h[name], "data_offsets": [0.0, 1.0]}}, buf)
     text = json.dumps(h)
     dup = text[:-1] + ', "__metadata__": {}}'
     yield "duplicate key", len(dup).to_bytes(8, "little") + dup.encode() + buf
+    escaped = text[:-1] + ', "\\u005f_metadata__": {}}'  # the same name, escaped
+    yield "duplicate key after unescaping", len(escaped).to_bytes(8, "little") + escaped.encode() + buf
+    deep = "[" * 100_000 + "]" * 100_000
+    yield "deeply nested", len(deep).to_bytes(8, "little") + deep.encode() + buf
+    nan = text[:-1] + ', "x": NaN}'
+    yield "NaN literal", len(nan).to_bytes(8, "little") + nan.encode() + buf
 
 
 @pytest.mark.parametrize("name, data", list(_bad_containers()), ids=[n for n, _ in _bad_containers()])

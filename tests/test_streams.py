@@ -73,6 +73,17 @@ def test_size_mismatch_is_caught_by_the_entropy_decoder(tiny_model, tiny_stream)
         _decode(_patched(tiny_stream, 38, (200).to_bytes(2, "little")), path)
 
 
+def test_y_data_longer_than_the_latents_can_use(tiny_model):
+    """More than 8 + 40 bytes per latent is rejected before decoding (spec §8.3)."""
+    from refcodec.bitstream import write_stream
+
+    path, model = tiny_model
+    stream = write_stream(model.model_id, 0, 16, 16, bytes(8 + 40 * model.m + 4))
+    with pytest.raises(StreamError) as e:
+        _decode(stream, path)
+    assert e.value.clause == "8.3"
+
+
 def test_garbage_and_empty(tiny_model):
     path, _ = tiny_model
     for data in (b"", b"R", b"RCDC", bytes(1000), np.random.default_rng(0).bytes(5000)):
