@@ -8,7 +8,7 @@
 
 ``impl="reference"`` runs the NumPy code that mirrors the spec line by line;
 ``impl="fast"`` runs the Numba/BLAS kernels of refcodec.fast. Both give the same
-bytes for every stream (tests/test_fast.py).
+bytes for every stream (tests/test_roundtrip.py, tests/test_spec_decoder.py).
 """
 
 from __future__ import annotations
@@ -41,14 +41,19 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
                           f"architecture {model.architecture!r}", "8.1")
 
 
+def latent_indexes(m: int, lat_h: int, lat_w: int) -> np.ndarray:
+    """The table row of every latent in coding order: channel c uses row c (spec §8.3)."""
+    return np.repeat(np.arange(m, dtype=np.int32), lat_h * lat_w)
+
+
 def decode_latents(header: StreamHeader, model: Model, impl: str = "reference") -> np.ndarray:
     """y_hat (M, LatH, LatW): values in channel, row, column order, row c of the table for channel c (spec §8.3)."""
     lat_h, lat_w = header.latent_shape
     count = model.m * lat_h * lat_w
     if len(header.y_data) > 8 + MAX_WORDS_PER_VALUE * 4 * count:
         raise StreamError(f"y sub-stream of {len(header.y_data)} bytes is longer than {count} latents can use", "8.3")
-    indexes = np.repeat(np.arange(model.m, dtype=np.int32), lat_h * lat_w)
-    values = kernels(impl)[0].decode_values(header.y_data, indexes, model.y_table, name="y")
+    values = kernels(impl)[0].decode_values(header.y_data, latent_indexes(model.m, lat_h, lat_w), model.y_table,
+                                            name="y")
     if values.size and (values.min() < ACT_MIN or values.max() > ACT_MAX):
         raise StreamError(f"a latent value lies outside {ACT_MIN}..{ACT_MAX}", "8.3")
     return values.reshape(model.m, lat_h, lat_w)

@@ -120,6 +120,14 @@ def test_mutated_streams_decode_or_raise_refcodec_errors(tiny_model, tiny_stream
     assert results[0] == results[1]
 
 
+def test_model_without_encoder_cannot_encode(tiny_model):
+    import refcodec
+
+    path, _ = tiny_model
+    with pytest.raises(ModelError, match="can decode but not encode"):
+        refcodec.encode(np.zeros((8, 8, 3), np.uint8), model=path)
+
+
 def test_parse_stream_fields(tiny_stream, tiny_model):
     _, model = tiny_model
     h = parse_stream(tiny_stream)
