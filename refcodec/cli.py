@@ -28,10 +28,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def cmd_encode(args) -> None:
-    stream, recon = encoder.encode(args.input, model=args.model, impl=args.impl, return_reconstruction=True)
+    original = to_rgb_array(args.input)
+    stream, recon = encoder.encode(original, model=args.model, impl=args.impl, return_reconstruction=True)
     write_atomic(args.output, stream)
     h, w, _ = recon.shape
-    original = to_rgb_array(args.input)
     print(f"{args.output}: {len(stream)} bytes, {8 * len(stream) / (w * h):.4f} bpp, "
           f"PSNR {psnr(original, recon):.2f} dB ({w}x{h})")
 
@@ -65,7 +65,8 @@ def cmd_demo(args) -> None:
     with resources.as_file(resources.files("refcodec") / "data" / SAMPLE) as path:
         pixels = to_rgb_array(path)
     stream, recon = encoder.encode(pixels, model=args.model, return_reconstruction=True)
-    assert np.array_equal(decoder.decode(stream), recon)
+    if not np.array_equal(decoder.decode(stream), recon):
+        raise RuntimeError("decoded picture differs from the encoder's reconstruction")
     h, w, _ = pixels.shape
     print(f"{SAMPLE} {w}x{h}, model {args.model}: {len(stream)} bytes, "
           f"{8 * len(stream) / (w * h):.4f} bpp, PSNR {psnr(pixels, recon):.2f} dB; decoded bit-exactly")
