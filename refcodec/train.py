@@ -1,14 +1,16 @@
-"""Train the float factorized-prior model (optional ``train`` extra; needs torch).
+"""Train a float model: factorized prior or scale hyperprior (optional ``train`` extra; needs torch).
 
 Training is a long-running, resumable job. Every ``--checkpoint-seconds`` the
 float weights are written, in half precision, to ONE file per model (overwritten
 in place, atomically), with the iteration count and the run record in its
 metadata. Restarting the same command on any machine resumes from that file.
 
-    python -m refcodec.train --data ../shared/data/train --out training/factorized.safetensors
+    python -m refcodec.train --arch factorized --data ../shared/data/train
 
-The float model here is what ``refcodec.export`` turns into the integer model
-file (spec clause 6); the decoder never sees these weights.
+The float factorized model is what ``refcodec.export`` turns into the integer
+model file (spec §6); the decoder never sees these weights. The scale
+hyperprior (``--arch hyperprior``, Ballé et al. 2018) trains here already; its
+integer export belongs to the next version of the specification.
 
 Recipe notes (measured on the 2-core AVX-512 CPU this project is built on):
 bf16 autocast (``--bf16``) halves the time of an iteration on CPUs with
@@ -71,9 +73,6 @@ class GDN(nn.Module):
         scale = torch.sqrt(norm) if self.inverse else torch.rsqrt(norm)
         return (x.float() * scale).to(x.dtype)
 
-    def export(self) -> dict[str, np.ndarray]:
-        return {"beta": self.beta().detach().float().numpy(), "gamma": self.gamma().detach().float().numpy()}
-
 
 def conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 5, stride=2, padding=2)
@@ -128,14 +127,14 @@ class FactorizedDensity(nn.Module):
     def aux_loss(self) -> torch.Tensor:
         return torch.abs(self.logits_cdf(self.quantiles) - self.target).sum()
 
-    def export(self) -> dict[str, np.ndarray]:
-        out = {"quantiles": self.quantiles.detach().float().numpy()}
-        for i, m in enumerate(self.matrices):
-            out[f"matrix{i}"] = F.softplus(m).detach().float().numpy()
-            out[f"bias{i}"] = self.biases[i].detach().float().numpy()
-        for i, f in enumerate(self.factors):
-            out[f"factor{i}"] = torch.tanh(f).detach().float().numpy()
-        return out
+
+def conv3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=1, padding=1)
+
+
+def quantize(y: torch.Tensor):
+    """(noisy y for the rate, straight-through rounded y for the distortion)."""
+    return y + torch.empty_like(y).uniform_(-0.5, 0.5), y + (torch.round(y) - y).detach()
 
 
 class FactorizedPrior(nn.Module):
@@ -151,15 +150,62 @@ class FactorizedPrior(nn.Module):
         )
         self.density = FactorizedDensity(m)
 
+    def transform(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return net(x).float()
+
+    def densities(self) -> list:
+        return [self.density]
+
     def forward(self, x: torch.Tensor):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            y = self.g_a(x)
-        y = y.float()
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        y_ste = y + (torch.round(y) - y).detach()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            x_hat = self.g_s(y_ste)
-        return x_hat.float(), self.density.likelihood(y_noisy)
+        """Training pass: (x_hat, [likelihoods of every coded tensor])."""
+        y_noisy, y_ste = quantize(self.transform(self.g_a, x))
+        return self.transform(self.g_s, y_ste), [self.density.likelihood(y_noisy)]
+
+    @torch.no_grad()
+    def code(self, x: torch.Tensor):
+        """Inference with rounded latents: (estimated bits, x_hat)."""
+        y_hat = torch.round(self.g_a(x))
+        return -torch.log2(self.density.likelihood(y_hat)).sum().item(), self.g_s(y_hat)
+
+
+def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """P(round(y)) for a zero-mean Gaussian of the given scale (lower bound 0.11) convolved with a unit box."""
+    scales = torch.clamp(scales, min=0.11)
+    v = torch.abs(y)
+    normal = torch.distributions.Normal(0.0, 1.0)
+    p = normal.cdf((0.5 - v) / scales) - normal.cdf((-0.5 - v) / scales)
+    return torch.clamp(p, min=1e-9)
+
+
+class ScaleHyperprior(FactorizedPrior):
+    """bmshj2018-hyperprior: a hyperprior z (factorized density) predicts the scale of every latent."""
+
+    def __init__(self, n: int, m: int):
+        super().__init__(n, m)
+        self.h_a = nn.Sequential(conv3(m, n), nn.ReLU(), conv(n, n), nn.ReLU(), conv(n, n))
+        self.h_s = nn.Sequential(deconv(n, n), nn.ReLU(), deconv(n, n), nn.ReLU(), conv3(n, m), nn.ReLU())
+        self.density = FactorizedDensity(n)  # of z
+
+    def forward(self, x: torch.Tensor):
+        y = self.transform(self.g_a, x)
+        z_noisy, z_ste = quantize(self.transform(self.h_a, torch.abs(y)))
+        scales = self.transform(self.h_s, z_ste)
+        y_noisy, y_ste = quantize(y)
+        return (self.transform(self.g_s, y_ste),
+                [gaussian_likelihood(y_noisy, scales), self.density.likelihood(z_noisy)])
+
+    @torch.no_grad()
+    def code(self, x: torch.Tensor):
+        y = self.g_a(x)
+        z_hat = torch.round(self.h_a(torch.abs(y)))
+        y_hat = torch.round(y)
+        bits = -torch.log2(gaussian_likelihood(y_hat, self.h_s(z_hat))).sum() \
+            - torch.log2(self.density.likelihood(z_hat)).sum()
+        return bits.item(), self.g_s(y_hat)
+
+
+ARCHITECTURES = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior}
 
 
 # ---------------------------------------------------------------------------
@@ -220,11 +266,9 @@ def load_checkpoint(model: nn.Module, path: Path) -> dict:
 def evaluate(model: FactorizedPrior, folder: Path, limit: int = 24) -> tuple[float, float]:
     bpps, psnrs = [], []
     for f in sorted(folder.glob("*.png"))[:limit]:
-        x = torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
-        y = model.g_a(x)
-        y_hat = torch.round(y)
-        bits = -torch.log2(model.density.likelihood(y_hat)).sum().item()
-        x_hat = model.g_s(y_hat).clamp(0, 1)
+        x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+        bits, x_hat = model.code(x)
+        x_hat = x_hat.clamp(0, 1)
         mse = torch.mean((torch.round(x_hat * 255) - x * 255) ** 2).item()
         bpps.append(bits / (x.shape[2] * x.shape[3]))
         psnrs.append(10 * math.log10(255**2 / mse))
@@ -247,7 +291,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/train"))
     ap.add_argument("--kodak", type=Path, default=Path("../shared/data/kodak"))
-    ap.add_argument("--out", type=Path, default=Path("training/factorized.safetensors"))
+    ap.add_argument("--arch", choices=sorted(ARCHITECTURES), default="factorized")
+    ap.add_argument("--out", type=Path, help="checkpoint (default training/ARCH.safetensors)")
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--M", type=int, default=96)
     ap.add_argument("--lmbda", type=float, default=0.013)
@@ -264,8 +309,9 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-images", type=int, default=8, help="Kodak images evaluated at each checkpoint")
     args = ap.parse_args(argv)
 
+    args.out = args.out or Path(f"training/{args.arch}.safetensors")
     torch.set_num_threads(args.threads)
-    model = FactorizedPrior(args.N, args.M)
+    model = ARCHITECTURES[args.arch](args.N, args.M)
     model.bf16 = args.bf16
     meta = {"iteration": 0, "wall_seconds": 0.0, "history": []}
     if args.out.exists():
@@ -277,7 +323,7 @@ def main(argv=None) -> None:
 
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
-    aux_opt = torch.optim.Adam([model.density.quantiles], lr=1e-3)
+    aux_opt = torch.optim.Adam([d.quantiles for d in model.densities()], lr=1e-3)
     data = load_crops(args.data)
     print(f"{len(data)} crops; N={args.N} M={args.M} lambda={args.lmbda}", flush=True)
 
@@ -290,15 +336,15 @@ def main(argv=None) -> None:
         x = batch(data, 16 if small else 8, 64 if small else 128, gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(it, args)
-        x_hat, lik = model(x)
-        bpp = -torch.log2(lik).sum() / (x.shape[0] * x.shape[2] * x.shape[3])
+        x_hat, liks = model(x)
+        bpp = sum(-torch.log2(lik).sum() for lik in liks) / (x.shape[0] * x.shape[2] * x.shape[3])
         mse = F.mse_loss(x_hat, x)
         loss = args.lmbda * 255**2 * mse + bpp
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
         opt.step()
-        aux = model.density.aux_loss()
+        aux = sum(d.aux_loss() for d in model.densities())
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
         aux_opt.step()
@@ -320,7 +366,7 @@ def main(argv=None) -> None:
             meta["history"].append({"iteration": it, "kodak_images": args.eval_images,
                                     "kodak_bpp": round(kb, 4), "kodak_psnr": round(kp, 3),
                                     "wall_seconds": round(meta["wall_seconds"])})
-            meta["record"] = {"N": args.N, "M": args.M, "lambda": args.lmbda, "seed": args.seed,
+            meta["record"] = {"arch": args.arch, "N": args.N, "M": args.M, "lambda": args.lmbda, "seed": args.seed,
                               "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
                               "decay": args.decay, "small_patch_iters": args.small_patch_iters,
                               "data": str(args.data), "threads": args.threads, "bf16": args.bf16}
