@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import io
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ import refcodec  # noqa: E402
 import refcodec.encoder  # noqa: E402
 import refcodec.floatnet  # noqa: E402
 import refcodec.image  # noqa: E402
+from refcodec.image import psnr  # noqa: E402
 
 DEFAULT_KODAK = REPO.parent / "shared" / "data" / "kodak"
 DEFAULT_PLOT = REPO / "benchmarks" / "rd_kodak.png"
@@ -63,14 +63,6 @@ JPEG_SEARCH_RANGE = (1, 95)
 
 # ---------------------------------------------------------------------------
 # Measures
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """RGB 8-bit PSNR in dB, MSE over all channels; inf for identical images."""
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def bits_per_pixel(n_bytes: int, height: int, width: int) -> float:

@@ -1,4 +1,4 @@
-"""The ``refcodec`` command line: encode, decode, info, demo.
+"""The ``refcodec`` command line: encode, decode, info, demo, conform.
 
 Errors become one line on stderr and exit status 1; an output file is written
 atomically, so a failed run never leaves a partial or overwritten file.
@@ -13,18 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import decoder, encoder
+from . import conform, decoder, encoder
 from .bitstream import parse_stream
 from .errors import RefcodecError
-from .image import png_bytes, to_rgb_array, write_atomic
+from .image import png_bytes, psnr, to_rgb_array, write_atomic
 from .model import ARCHITECTURES, DEFAULT_MODEL, find_model
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def cmd_encode(args) -> None:
@@ -90,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model-file", action="append", default=[], help="model file to look in (repeatable)")
     m = sub.add_parser("demo", help="encode and decode the sample photo shipped in the package")
     m.add_argument("--model", default=DEFAULT_MODEL)
+    conform.add_arguments(sub.add_parser("conform", help="run a decoder on the conformance vectors"))
     return ap
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "conform":
+        return conform.run(args)
     try:
         {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "demo": cmd_demo}[args.command](args)
     except RefcodecError as e:

@@ -47,6 +47,14 @@ def _check_size(w: int, h: int) -> None:
         raise InputError(f"image is {w}x{h}; each side must be 1..{MAX_DIMENSION}", "A.1.1")
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """RGB 8-bit PSNR in dB, MSE over all samples; inf for identical pictures."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def write_atomic(path, data: bytes) -> None:
     """Write a file so that it either appears complete or not at all."""
     path = Path(path)

@@ -85,3 +85,9 @@ def test_console_script_entry_point(tmp_path):
     p = subprocess.run([sys.executable, "-m", "refcodec.cli", "decode", str(bad), str(tmp_path / "o.png")],
                        capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_conform_subcommand():
+    decoder = "{python} -m refcodec.cli decode --model-file {model} {stream} {output}"
+    assert run("conform", "--decoder", decoder, "--filter", "size-1x1", "--filter", "neg-bad-magic")[0] == 0
+    assert run("conform", "--decoder", "true {stream}", "--filter", "size-1x1")[0] == 2  # no {output}

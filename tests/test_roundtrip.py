@@ -55,7 +55,7 @@ def test_edge_sizes(w, h):
 
 def test_quality_is_sane():
     """The shipped model codes its sample photo far better than noise (guards against a broken export)."""
-    from refcodec.cli import psnr
+    from refcodec.image import psnr
 
     path = os.path.join(os.path.dirname(refcodec.__file__), "data", "sample.png")
     stream, recon = refcodec.encode(path, return_reconstruction=True)
