@@ -1,6 +1,7 @@
 """The ``refcodec`` command line: encode, decode, info, demo, conform.
 
-Errors become one line on stderr and exit status 1; an output file is written
+Errors (spec §2.6 StreamError and ModelError, and the encoder's InputError)
+become one line on stderr and exit status 1; an output file is written
 atomically, so a failed run never leaves a partial or overwritten file.
 """
 

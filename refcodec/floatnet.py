@@ -3,7 +3,7 @@
 The encoder's analysis transform, and the float synthesis the exporter uses to
 calibrate the integer model and the benchmark uses as the float twin (both are
 stored in the model file as ``encoder.*`` tensors). Nothing here is on the
-decoding path.
+decoding path (spec §8 uses only refcodec.layers).
 """
 
 import numpy as np

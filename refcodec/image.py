@@ -1,4 +1,8 @@
-"""Reading and writing images with Pillow (the CLI's and API's edges; Annex A.1.1)."""
+"""Reading and writing images with Pillow (the CLI's and API's edges; Annex A.1.1).
+
+Pictures are (H, W, 3) uint8 arrays, R, G, B (spec §2.5), at most
+MAX_DIMENSION on each side (spec §7.3).
+"""
 
 from __future__ import annotations
 
