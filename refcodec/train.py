@@ -355,7 +355,8 @@ def main(argv=None) -> None:
             run_loss = []
             rate = (time.time() - t_start) / (it - it0)
             print(f"it {it} loss {l:.4f} bpp {b:.4f} psnr {p:.2f} lr {lr_at(it, args):.2e} {rate:.3f}s/it", flush=True)
-        if time.time() - t_ckpt > args.checkpoint_seconds or it >= args.iters:
+        last = it >= args.iters or time.time() - t_start >= args.stop_after  # the loop ends: save it
+        if last or time.time() - t_ckpt > args.checkpoint_seconds:
             model.eval()
             kb, kp = evaluate(model, args.kodak, args.eval_images) if args.kodak.exists() else (float("nan"),) * 2
             model.train()
