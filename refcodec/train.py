@@ -171,7 +171,7 @@ class FactorizedPrior(nn.Module):
 
 def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """P(round(y)) for a zero-mean Gaussian of the given scale (lower bound 0.11) convolved with a unit box."""
-    scales = torch.clamp(scales, min=0.11)
+    scales = scales + (torch.clamp(scales, min=0.11) - scales).detach()  # lower bound, gradient passes
     v = torch.abs(y)
     normal = torch.distributions.Normal(0.0, 1.0)
     p = normal.cdf((0.5 - v) / scales) - normal.cdf((-0.5 - v) / scales)
@@ -205,7 +205,88 @@ class ScaleHyperprior(FactorizedPrior):
         return bits.item(), self.g_s(y_hat)
 
 
-ARCHITECTURES = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior}
+LEAKY_SLOPE = 2.0**-6  # leaky ReLU of the mean-scale and joint hyper networks (spec: a shift by 6)
+
+
+def leaky() -> nn.Module:
+    return nn.LeakyReLU(LEAKY_SLOPE)
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class MeanScaleHyperprior(FactorizedPrior):
+    """mbt2018-mean: h_s predicts a mean and a scale for every latent.
+
+    The decoder's mean is an integer (spec: symbol = y_hat - mean), so the rate is
+    computed with the straight-through rounded mean; y_hat = round(y).
+    """
+
+    def __init__(self, n: int, m: int):
+        super().__init__(n, m)
+        self.h_a = nn.Sequential(conv3(m, n), leaky(), conv(n, n), leaky(), conv(n, n))
+        self.h_s = nn.Sequential(deconv(n, m), leaky(), deconv(m, m * 3 // 2), leaky(), conv3(m * 3 // 2, 2 * m))
+        self.density = FactorizedDensity(n)  # of z
+
+    def params(self, z_hat: torch.Tensor, y_hat: torch.Tensor):
+        return self.transform(self.h_s, z_hat).chunk(2, 1)  # (scales, means)
+
+    def forward(self, x: torch.Tensor):
+        y = self.transform(self.g_a, x)
+        z_noisy, z_ste = quantize(self.transform(self.h_a, y))
+        y_noisy, y_ste = quantize(y)
+        scales, means = self.params(z_ste, y_ste)
+        return (self.transform(self.g_s, y_ste),
+                [gaussian_likelihood(y_noisy - ste_round(means), scales), self.density.likelihood(z_noisy)])
+
+    @torch.no_grad()
+    def code(self, x: torch.Tensor):
+        y = self.g_a(x)
+        z_hat = torch.round(self.h_a(y))
+        y_hat = torch.round(y)
+        scales, means = self.params(z_hat, y_hat)
+        bits = -torch.log2(gaussian_likelihood(y_hat - torch.round(means), scales)).sum() \
+            - torch.log2(self.density.likelihood(z_hat)).sum()
+        return bits.item(), self.g_s(y_hat)
+
+
+class MaskedConv(nn.Conv2d):
+    """5x5 convolution seeing only the positions decoded before the centre in raster order (mask type A)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 5, stride=1, padding=2)
+        mask = torch.zeros(1, 1, 5, 5)
+        mask[..., :2, :] = 1
+        mask[..., 2, :2] = 1
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=2)
+
+
+def conv1(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1)
+
+
+class JointAutoregressive(MeanScaleHyperprior):
+    """mbt2018: masked 5x5 context over y_hat, concatenated with h_s, through 1x1 entropy parameters."""
+
+    def __init__(self, n: int, m: int):
+        super().__init__(n, m)
+        self.context = MaskedConv(m, 2 * m)
+        self.entropy_parameters = nn.Sequential(
+            conv1(4 * m, m * 10 // 3), leaky(), conv1(m * 10 // 3, m * 8 // 3), leaky(), conv1(m * 8 // 3, 2 * m))
+
+    def params(self, z_hat: torch.Tensor, y_hat: torch.Tensor):
+        h = self.transform(self.h_s, z_hat)
+        ctx = self.transform(self.context, y_hat)
+        return self.transform(self.entropy_parameters, torch.cat([ctx, h], 1)).chunk(2, 1)
+
+
+ARCHITECTURES = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior,
+                 "mean-scale": MeanScaleHyperprior, "joint": JointAutoregressive}
+
 
 
 # ---------------------------------------------------------------------------
@@ -258,6 +339,17 @@ def load_checkpoint(model: nn.Module, path: Path) -> dict:
     return meta
 
 
+def warm_start(model: nn.Module, path: Path) -> list:
+    """Copy from another model's checkpoint every tensor whose name and shape match; returns their names."""
+    from safetensors import safe_open
+
+    own = model.state_dict()
+    with safe_open(str(path), framework="pt") as f:
+        taken = {k: f.get_tensor(k).float() for k in f.keys() if k in own and f.get_tensor(k).shape == own[k].shape}
+    model.load_state_dict(taken, strict=False)
+    return sorted(taken)
+
+
 # ---------------------------------------------------------------------------
 # Evaluation on Kodak (estimated rate from the likelihoods, rounded latents)
 
@@ -304,6 +396,8 @@ def main(argv=None) -> None:
     ap.add_argument("--small-patch-iters", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init-from", type=Path, help="warm start a new run from another model's checkpoint "
+                    "(tensors of the same name and shape, e.g. g_a/g_s of the factorized model)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with AVX512-BF16/AMX)")
     ap.add_argument("--checkpoint-seconds", type=float, default=600)
     ap.add_argument("--eval-images", type=int, default=8, help="Kodak images evaluated at each checkpoint")
@@ -317,6 +411,11 @@ def main(argv=None) -> None:
     if args.out.exists():
         meta.update(load_checkpoint(model, args.out))
         print(f"resumed {args.out} at iteration {meta['iteration']}", flush=True)
+    elif args.init_from:
+        taken = warm_start(model, args.init_from)
+        meta["warm_start"] = {"from": str(args.init_from), "tensors": len(taken),
+                              "modules": sorted({k.split(".")[0] for k in taken})}
+        print(f"warm start from {args.init_from}: {len(taken)} tensors {meta['warm_start']['modules']}", flush=True)
     it0 = meta["iteration"]
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + it0)
     torch.manual_seed(args.seed * 7919 + it0)
