@@ -8,20 +8,24 @@ from .errors import StreamError
 
 MAGIC = b"RCDC"  # spec §7.1
 VERSION = 1
+ARCHITECTURE_CODES = (0, 1, 2, 3)  # factorized, hyperprior, mean-scale, joint (spec §7.2)
 MAX_DIMENSION = 4096  # spec §7.3
 STRIDE = 16  # total stride of the synthesis transform (spec §8.2)
-HEADER_BYTES = 46  # magic .. y_length (spec §7.1)
+HYPER_STRIDE = 4  # total stride of the hyper-synthesis transform (spec §8.2)
+FIXED_BYTES = 42  # magic .. height (spec §7.1)
+HEADER_BYTES = 46  # the whole header of a factorized stream: magic .. y_length
 
 
 @dataclass(frozen=True)
 class StreamHeader:
-    """The fields of spec §7.1, plus where the y sub-stream lies in the stream."""
+    """The fields of spec §7.1, plus the sub-streams; ``z_data`` is None for architecture 0."""
 
     version: int
     architecture: int
     model_id: bytes
     width: int
     height: int
+    z_data: bytes | None
     y_data: bytes
 
     @property
@@ -29,32 +33,54 @@ class StreamHeader:
         """(LatH, LatW) of spec §8.2."""
         return (self.height + STRIDE - 1) // STRIDE, (self.width + STRIDE - 1) // STRIDE
 
+    @property
+    def hyper_shape(self) -> tuple:
+        """(ZH, ZW) of spec §8.2: the hyper-latent size."""
+        lat_h, lat_w = self.latent_shape
+        return (lat_h + HYPER_STRIDE - 1) // HYPER_STRIDE, (lat_w + HYPER_STRIDE - 1) // HYPER_STRIDE
+
+
+def _sub_stream(data: bytes, pos: int, name: str, last: bool) -> tuple:
+    """(sub-stream, position after it) for a length field at ``pos`` (spec §7.2)."""
+    if pos + 4 > len(data):
+        raise StreamError(f"stream ends inside the {name}_length field", "7.1")
+    length = int.from_bytes(data[pos : pos + 4], "little")
+    end = pos + 4 + length
+    if end > len(data):
+        raise StreamError(f"{name}_length {length} runs past the end of the stream", "7.2")
+    if last and end < len(data):
+        raise StreamError(f"{len(data) - end} bytes follow the y sub-stream", "7.2")
+    return bytes(data[pos + 4 : end]), end
+
 
 def parse_stream(data: bytes) -> StreamHeader:
     """Read the syntax of spec §7.1, checking every rule of spec §7.2 and §7.3 as it is read."""
-    if len(data) < HEADER_BYTES:
-        raise StreamError(f"stream of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header", "7.1")
+    if len(data) < FIXED_BYTES:
+        raise StreamError(f"stream of {len(data)} bytes is shorter than its {FIXED_BYTES}-byte header", "7.1")
     if data[:4] != MAGIC:
         raise StreamError(f"not a refcodec stream: magic is {bytes(data[:4])!r}, expected {MAGIC!r}", "7.2")
     version, architecture = data[4], data[5]
     if version != VERSION:
         raise StreamError(f"stream version {version} is not supported (this decoder reads {VERSION})", "7.2")
-    if architecture != 0:
+    if architecture not in ARCHITECTURE_CODES:
         raise StreamError(f"architecture code {architecture} is reserved", "7.2")
     model_id = bytes(data[6:38])
     width, height = int.from_bytes(data[38:40], "little"), int.from_bytes(data[40:42], "little")
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_DIMENSION:
             raise StreamError(f"{name} {value} is outside 1..{MAX_DIMENSION}", "7.3")
-    y_length = int.from_bytes(data[42:46], "little")
-    if HEADER_BYTES + y_length > len(data):
-        raise StreamError(f"y_length {y_length} runs past the end of the stream", "7.2")
-    if HEADER_BYTES + y_length < len(data):
-        raise StreamError(f"{len(data) - HEADER_BYTES - y_length} bytes follow the y sub-stream", "7.2")
-    return StreamHeader(version, architecture, model_id, width, height, bytes(data[HEADER_BYTES:]))
+    z_data, pos = None, FIXED_BYTES
+    if architecture != 0:
+        z_data, pos = _sub_stream(data, pos, "z", last=False)
+    y_data, _ = _sub_stream(data, pos, "y", last=True)
+    return StreamHeader(version, architecture, model_id, width, height, z_data, y_data)
 
 
-def write_stream(model_id: bytes, architecture: int, width: int, height: int, y_data: bytes) -> bytes:
-    """The encoder's side of spec §7.1."""
+def write_stream(model_id: bytes, architecture: int, width: int, height: int, y_data: bytes,
+                 z_data: bytes | None = None) -> bytes:
+    """The encoder's side of spec §7.1: z_data is given exactly when architecture != 0."""
+    if (z_data is None) != (architecture == 0):
+        raise ValueError("a z sub-stream is written exactly for architectures other than 0")
+    z_part = b"" if z_data is None else len(z_data).to_bytes(4, "little") + z_data
     return (MAGIC + bytes([VERSION, architecture]) + model_id + width.to_bytes(2, "little")
-            + height.to_bytes(2, "little") + len(y_data).to_bytes(4, "little") + y_data)
+            + height.to_bytes(2, "little") + z_part + len(y_data).to_bytes(4, "little") + y_data)

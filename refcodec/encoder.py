@@ -1,22 +1,24 @@
 """The encoder (informative, Annex A.1).
 
-The analysis transform runs in float (its result is whatever it is; the
-stream defines decoding). The quantised latents are coded with the decoder's
-own tables, and the reconstruction the encoder reports is computed by the
-decoder's own integer synthesis, so it equals what every decoder outputs.
+The analysis transforms g_a (and h_a) run in float (their result is whatever
+it is; the stream defines decoding). The quantised latents are coded with the
+decoder's own tables; the hyper-synthesis, context and entropy-parameter
+layers that choose the tables and means are the decoder's own integer code;
+and the reconstruction the encoder reports is computed by the decoder's own
+integer synthesis, so it equals what every decoder outputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import floatnet
+from . import floatnet, latents
 from .bitstream import STRIDE, write_stream
-from .decoder import kernels, latent_indexes, reconstruct
+from .decoder import kernels, reconstruct
 from .errors import ModelError
 from .image import to_rgb_array
 from .layers import ACT_MAX, ACT_MIN
-from .model import ARCHITECTURES, Model, model_by_name, model_from_file
+from .model import Model, model_by_name, model_from_file
 
 
 def resolve_model(model) -> Model:
@@ -34,19 +36,23 @@ def pad_to_stride(pixels: np.ndarray) -> np.ndarray:
     return np.pad(pixels, ((0, -h % STRIDE), (0, -w % STRIDE), (0, 0)), mode="edge")
 
 
-def analysis_shapes(n: int, m: int) -> dict:
-    """name -> shape of the float analysis tensors a model needs to encode (Annex A.1.3)."""
+def analysis_shapes(model: Model) -> dict:
+    """name -> shape of the float tensors a model needs to encode (Annex A.1.3)."""
+    n, m = model.n, model.m
     shapes = {}
     for k, (cout, cin) in zip((0, 2, 4, 6), ((n, 3), (n, n), (n, n), (m, n))):
         shapes.update({f"analysis.{k}.weight": (cout, cin, 5, 5), f"analysis.{k}.bias": (cout,)})
         if k < 6:
             shapes.update({f"analysis.{k + 1}.beta": (cout,), f"analysis.{k + 1}.gamma": (cout, cout)})
+    if model.architecture != "factorized":
+        for j, (cout, cin, k) in enumerate(((n, m, 3), (n, n, 5), (n, n, 5))):
+            shapes.update({f"hyper_analysis.{j}.weight": (cout, cin, k, k), f"hyper_analysis.{j}.bias": (cout,)})
     return shapes
 
 
 def check_encoder(model: Model) -> None:
-    """The model's encoder.analysis.* tensors exist, are float, finite and of the right shapes."""
-    for name, shape in analysis_shapes(model.n, model.m).items():
+    """The model's encoder.* analysis tensors exist, are float, finite and of the right shapes."""
+    for name, shape in analysis_shapes(model).items():
         t = model.encoder.get(name)
         if t is None:
             raise ModelError(f"model has no tensor encoder.{name}: it can decode but not encode", "A.1.3")
@@ -56,22 +62,54 @@ def check_encoder(model: Model) -> None:
             raise ModelError(f"GDN tensor encoder.{name} must be positive (beta) or non-negative (gamma)", "A.1.3")
 
 
+def quantize(v: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer and clamp to the activation range (Annex A.1.3)."""
+    if not np.all(np.isfinite(v)):
+        raise ModelError("the model's analysis transform overflows on this image", "A.1.3")
+    return np.clip(np.rint(v), ACT_MIN, ACT_MAX).astype(np.int64)
+
+
 def analyse(pixels: np.ndarray, model: Model) -> np.ndarray:
-    """Float analysis and rounding to integer latents (Annex A.1.3)."""
+    """y_hat: float analysis g_a and rounding to integer latents (Annex A.1.3)."""
+    return analyse_all(pixels, model)[0]
+
+
+def analyse_all(pixels: np.ndarray, model: Model) -> tuple:
+    """(y_hat, z_hat): z_hat = h_a of the float latent, rounded; None for factorized (Annex A.1.3)."""
     check_encoder(model)
     x = pad_to_stride(pixels).transpose(2, 0, 1).astype(np.float32) / 255.0
     with np.errstate(over="ignore", invalid="ignore"):
         y = floatnet.analysis(x, model.encoder)
-    if not np.all(np.isfinite(y)):
-        raise ModelError("the model's analysis transform overflows on this image", "A.1.3")
-    return np.clip(np.rint(y), ACT_MIN, ACT_MAX).astype(np.int64)
+        z = None if model.architecture == "factorized" else floatnet.hyper_analysis(y, model.encoder,
+                                                                                    model.architecture)
+    return quantize(y), None if z is None else quantize(z)
 
 
-def encode_latents(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "fast") -> bytes:
-    """Entropy-code integer latents into a complete stream (spec §7, Annex A.1.4)."""
-    indexes = latent_indexes(*y_hat.shape)
-    y_data = kernels(impl)[0].encode_values(y_hat.reshape(-1), indexes, model.y_table)
-    return write_stream(model.model_id, ARCHITECTURES[model.architecture], width, height, y_data)
+def y_symbols(y_hat: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
+    """(values, table rows) of the y sub-stream in coding order (spec §8.3, §8.9, §8.10)."""
+    _, layer_impl, _ = kernels(impl)
+    if model.architecture == "factorized":
+        return y_hat.reshape(-1), latents.channel_rows(*y_hat.shape)
+    params = latents.hyper_params(z_hat, model, *y_hat.shape[1:], layer_impl)
+    if model.architecture == "joint":
+        params = latents.joint_params(y_hat, params, model, layer_impl)
+    rows, means = latents.gaussian_params(params, model)
+    values = y_hat - means
+    if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
+        return values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
+    return values.reshape(-1), rows.reshape(-1)
+
+
+def encode_latents(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "fast",
+                   z_hat: np.ndarray | None = None) -> bytes:
+    """Entropy-code integer latents (and hyper-latents) into a complete stream (spec §7, Annex A.1.4)."""
+    coder = kernels(impl)[0]
+    z_data = None
+    if model.architecture != "factorized":
+        z_data = coder.encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
+    values, rows = y_symbols(y_hat, model, z_hat, impl)
+    y_data = coder.encode_values(values, rows, model.y_table)
+    return write_stream(model.model_id, model.code, width, height, y_data, z_data)
 
 
 def encode(image, model="factorized", impl: str = "fast", return_reconstruction: bool = False):
@@ -83,8 +121,8 @@ def encode(image, model="factorized", impl: str = "fast", return_reconstruction:
     model = resolve_model(model)
     pixels = to_rgb_array(image)
     h, w, _ = pixels.shape
-    y_hat = analyse(pixels, model)
-    stream = encode_latents(y_hat, model, w, h, impl)
+    y_hat, z_hat = analyse_all(pixels, model)
+    stream = encode_latents(y_hat, model, w, h, impl, z_hat)
     if not return_reconstruction:
         return stream
     return stream, reconstruct(y_hat, model, w, h, impl)

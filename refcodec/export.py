@@ -24,10 +24,13 @@ from . import floatnet
 from .cdf import build_table
 from .encoder import pad_to_stride
 from .image import to_rgb_array, write_atomic
-from .model import ACC_BOUND, ACT_ABS_MAX, MAX_SHIFT, NORM_BOUND, parse_safetensors, save_safetensors
+from .model import ACC_BOUND, ACT_ABS_MAX, MAX_SHIFT, NORM_BOUND, layer_plan, parse_safetensors, save_safetensors
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
 MAX_TABLE_SYMBOLS = 2000  # cap on a CDF row's symbol range (spec §4 allows up to 4094)
+SCALE_BITS = 8  # predicted scales are integers in units of 2^-8 (spec §8.8 compares them with scale_bound)
+SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64  # the y tables' standard deviations
+GAUSSIAN_WIDTH = 6.1  # a row covers +-ceil(6.1 sigma): tail mass about 1e-9, as CompressAI
 PEDESTAL = 2.0**-36  # GDN reparametrisation (refcodec.train.NonNegative)
 
 
@@ -39,8 +42,14 @@ def _nonneg(p: np.ndarray, minimum: float) -> np.ndarray:
     return np.maximum(p, math.sqrt(minimum + PEDESTAL)) ** 2 - PEDESTAL
 
 
+TRAIN_GROUPS = {"h_a": "hyper_analysis", "h_s": "hyper_synthesis", "entropy_parameters": "entropy_parameters"}
+
+
 def float_params(checkpoint: bytes) -> tuple[dict, dict]:
-    """(float64 parameters named as in floatnet, checkpoint metadata) from refcodec.train's file."""
+    """(float64 parameters named as in floatnet, checkpoint metadata) from refcodec.train's file.
+
+    The metadata's ``record.arch`` names the architecture (absent: factorized).
+    """
     meta, t = parse_safetensors(checkpoint)
     t = {k: v.astype(np.float64) for k, v in t.items()}
     p = {}
@@ -51,10 +60,22 @@ def float_params(checkpoint: bytes) -> tuple[dict, dict]:
             else:
                 p[f"{dst}.{k}.beta"] = _nonneg(t[f"{src}.{k}.beta.p"], 1e-6)
                 p[f"{dst}.{k}.gamma"] = _nonneg(t[f"{src}.{k}.gamma.p"], 0.0)
+    for src, dst in TRAIN_GROUPS.items():  # nn.Sequential: layers at 0, 2, 4, activations between
+        for j in range(3):
+            if f"{src}.{2 * j}.weight" in t:
+                p[f"{dst}.{j}.weight"], p[f"{dst}.{j}.bias"] = t[f"{src}.{2 * j}.weight"], t[f"{src}.{2 * j}.bias"]
+    if "context.weight" in t:
+        p["context.0.weight"], p["context.0.bias"] = t["context.weight"] * t["context.mask"], t["context.bias"]
     for k, v in t.items():
         if k.startswith("density."):
             p[k] = v
-    return p, {k: json.loads(v) for k, v in meta.items()}
+    meta = {k: json.loads(v) for k, v in meta.items()}
+    return p, meta
+
+
+def architecture_of(meta: dict) -> str:
+    """The architecture a training checkpoint's metadata records (refcodec.train --arch)."""
+    return meta.get("record", {}).get("arch", "factorized")
 
 
 # ---------------------------------------------------------------------------
@@ -98,25 +119,64 @@ def density_tables(p: dict):
     return build_table(pmfs, tails, lo)
 
 
+def gaussian_scales(levels: int = SCALE_LEVELS) -> np.ndarray:
+    """The standard deviations of the y tables: ``levels`` values spaced exponentially (Annex A.1.5)."""
+    return np.exp(np.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), levels))
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.array([math.erfc(-v / math.sqrt(2)) for v in np.ravel(x)]).reshape(np.shape(x))
+
+
+def gaussian_tables(scales: np.ndarray):
+    """One row per scale: the zero-mean Gaussian, integrated over unit bins, over +-ceil(6.1 sigma) (Annex A.2)."""
+    pmfs, tails, offsets = [], [], []
+    for sigma in scales:
+        w = math.ceil(sigma * GAUSSIAN_WIDTH)
+        v = np.arange(-w, w + 1, dtype=np.float64)
+        pmfs.append(_normal_cdf((v + 0.5) / sigma) - _normal_cdf((v - 0.5) / sigma))
+        tails.append(2 * _normal_cdf(-(w + 0.5) / sigma))
+        offsets.append(-w)
+    return build_table(pmfs, tails, offsets)
+
+
+def scale_bounds(scales: np.ndarray) -> np.ndarray:
+    """entropy.y.scale_bound: the geometric midpoints of neighbouring scales, in units of 2^-SCALE_BITS (§8.8)."""
+    return np.floor(np.sqrt(scales[:-1] * scales[1:]) * 2.0**SCALE_BITS).astype(np.int32)
+
+
 # ---------------------------------------------------------------------------
 # Integer synthesis from float synthesis + calibration
 
 
-def calibrate(p: dict, images: list) -> list:
-    """Per layer, per channel: the largest |activation| of the float synthesis on ``images``."""
-    maxima = None
+def calibrate(p: dict, images: list, architecture: str) -> dict:
+    """group -> per layer, per channel: the largest |output| of the float layers on ``images``."""
+    m, n = p["synthesis.0.weight"].shape[:2]
+    plan = layer_plan(architecture, n, m)
+    p32 = {k: v.astype(np.float32) for k, v in p.items()}
+    maxima: dict = {}
     for img in images:
         x = pad_to_stride(to_rgb_array(img)).transpose(2, 0, 1).astype(np.float32) / 255.0
-        y_hat = np.rint(floatnet.analysis(x, {k: v.astype(np.float32) for k, v in p.items()}))
-        trace: list = []
-        floatnet.synthesis(y_hat.astype(np.float64), p, trace)
-        m = [np.abs(a).reshape(a.shape[0], -1).max(axis=1) for a in trace]
-        maxima = m if maxima is None else [np.maximum(a, b) for a, b in zip(maxima, m)]
-    return [np.maximum(m, 1e-3) for m in maxima]
+        y = floatnet.analysis(x, p32)
+        y_hat = np.rint(y).astype(np.float64)
+        traces = {group: [] for group in plan}
+        floatnet.run(y_hat, p, "synthesis", plan["synthesis"], traces["synthesis"])
+        if architecture != "factorized":
+            z_hat = np.rint(floatnet.hyper_analysis(y, p32, architecture)).astype(np.float64)
+            h = floatnet.run(z_hat, p, "hyper_synthesis", plan["hyper_synthesis"], traces["hyper_synthesis"])
+            h = h[:, : y.shape[1], : y.shape[2]]
+        if architecture == "joint":
+            ctx = floatnet.run(y_hat, p, "context", plan["context"], traces["context"])
+            floatnet.run(np.concatenate([ctx, h]), p, "entropy_parameters", plan["entropy_parameters"],
+                         traces["entropy_parameters"])
+        for group, trace in traces.items():
+            m_ = [np.abs(a).reshape(a.shape[0], -1).max(axis=1) for a in trace]
+            maxima[group] = m_ if group not in maxima else [np.maximum(a, b) for a, b in zip(maxima[group], m_)]
+    return {group: [np.maximum(v, 1e-3) for v in layers] for group, layers in maxima.items()}
 
 
-def _deconv(w, b, s_in, s_out):
-    """Integer weight/bias/shift for real weights w (Cin, Cout, 5, 5): q_out = Round2(sum W q_in + B, shift)."""
+def _integer_conv(w, b, s_in, s_out):
+    """Integer weight/bias/shift for real weights w (Cin, Cout, K, K): q_out = Round2(sum W q_in + B, shift)."""
     real_w = w * (s_in[:, None, None, None] / s_out[None, :, None, None])
     real_b = b / s_out
     cout = w.shape[1]
@@ -160,36 +220,68 @@ def _igdn(beta, gamma, s_in, s_target):
     return G, B, S, s_out
 
 
-def integer_synthesis(p: dict, maxima: list) -> dict:
-    """Tensors synthesis.{k}.* of spec §6.3 for the float synthesis ``p``."""
-    out, s = {}, np.ones(p["synthesis.0.weight"].shape[0])  # y_hat is in units of 1
-    for k in range(7):
-        if k % 2 == 0:
-            last = k == 6
-            s_out = np.full(3, 1 / 255) if last else maxima[k] / 2.0 ** (15 - HEADROOM_BITS)
-            bias = p[f"synthesis.{k}.bias"]
-            W, B, S = _deconv(p[f"synthesis.{k}.weight"], bias, s, s_out)
-            out.update({f"synthesis.{k}.weight": W, f"synthesis.{k}.bias": B, f"synthesis.{k}.shift": S})
+def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int) -> np.ndarray:
+    """The real value of one integer unit of each output channel of layer k of ``group`` (Annex A.1.5).
+
+    Pixels: 1/255. Scales (spec §8.8): 2^-SCALE_BITS. Means: 1, so that the
+    requantised output is the rounded mean. Hidden layers: the calibrated maximum at 2^13.
+    """
+    last = k == len(plan) - 1
+    if group == "synthesis" and last:
+        return np.full(3, 1 / 255)
+    if last and (group == "entropy_parameters" or (group == "hyper_synthesis" and architecture != "joint")):
+        scales = np.full(plan[k][2], 2.0**-SCALE_BITS)
+        scales[m:] = 1.0
+        return scales
+    return maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS)
+
+
+def integer_layers(p: dict, architecture: str, maxima: dict) -> dict:
+    """Tensors GROUP.k.* of spec §6.3 for the float layers ``p`` of ``architecture``."""
+    m, n = p["synthesis.0.weight"].shape[:2]
+    plan = layer_plan(architecture, n, m)
+    out, final = {}, {}
+    inputs = {"synthesis": np.ones(m), "hyper_synthesis": np.ones(n), "context": np.ones(m)}  # y_hat, z_hat: unit 1
+    for group, layers in plan.items():
+        s = inputs.get(group)
+        if group == "entropy_parameters":
+            s = np.concatenate([final["context"], final["hyper_synthesis"]])
+        for k, (kind, _, _, _, _) in enumerate(layers):
+            name = f"{group}.{k}"
+            if kind == "igdn":
+                G, B, S, s = _igdn(p[f"{name}.beta"], p[f"{name}.gamma"], s,
+                                   maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS))
+                out.update({f"{name}.gamma": G, f"{name}.beta": B, f"{name}.shift": S})
+                continue
+            s_out = output_scale(architecture, group, k, layers, maxima, m)
+            w = p[f"{name}.weight"]
+            W, B, S = _integer_conv(w if kind == "deconv" else w.transpose(1, 0, 2, 3), p[f"{name}.bias"], s, s_out)
+            out.update({f"{name}.weight": W if kind == "deconv" else W.transpose(1, 0, 2, 3),
+                        f"{name}.bias": B, f"{name}.shift": S})
             s = s_out
-        else:
-            G, B, S, s = _igdn(p[f"synthesis.{k}.beta"], p[f"synthesis.{k}.gamma"], s,
-                               maxima[k] / 2.0 ** (15 - HEADROOM_BITS))
-            out.update({f"synthesis.{k}.gamma": G, f"synthesis.{k}.beta": B, f"synthesis.{k}.shift": S})
+        final[group] = s
     return out
 
 
-def export(p: dict, images: list, name: str, info: dict | None = None) -> bytes:
+def export(p: dict, images: list, name: str, info: dict | None = None, architecture: str = "factorized") -> bytes:
     """A complete model file (spec §6) from float parameters and calibration images."""
-    n, m = p["synthesis.0.weight"].shape[1], p["synthesis.0.weight"].shape[0]
-    tensors = integer_synthesis(p, calibrate(p, images))
-    table = density_tables(p)
-    tensors.update({"entropy.y.cdf": table.cdf, "entropy.y.cdf_length": table.cdf_length,
-                    "entropy.y.offset": table.offset})
+    m, n = p["synthesis.0.weight"].shape[:2]
+    tensors = integer_layers(p, architecture, calibrate(p, images, architecture))
+    density = density_tables(p)
+    if architecture == "factorized":
+        tables = {"entropy.y": density}
+    else:
+        scales = gaussian_scales()
+        tables = {"entropy.z": density, "entropy.y": gaussian_tables(scales)}
+        tensors["entropy.y.scale_bound"] = scale_bounds(scales)
+    for label, table in tables.items():
+        tensors.update({f"{label}.cdf": table.cdf, f"{label}.cdf_length": table.cdf_length,
+                        f"{label}.offset": table.offset})
     for k, v in p.items():  # float analysis (the encoder) and float synthesis (the float twin)
-        if k.startswith(("analysis.", "synthesis.")):
+        if k.startswith(("analysis.", "hyper_analysis.", "synthesis.")):
             exact16 = k.endswith((".weight", ".bias"))  # trained in half precision: exact in F16
             tensors[f"encoder.{k}"] = v.astype(np.float16 if exact16 else np.float32)
-    metadata = {"format": "refcodec", "format_version": "1", "architecture": "factorized",
+    metadata = {"format": "refcodec", "format_version": "1", "architecture": architecture,
                 "N": str(n), "M": str(m), "name": name}
     if info:
         metadata["training"] = json.dumps(info, sort_keys=True)
@@ -202,15 +294,16 @@ def main(argv=None) -> None:
     ap.add_argument("output", type=Path)
     ap.add_argument("--calibration", type=Path, default=Path("../shared/data/train"))
     ap.add_argument("--images", type=int, default=24, help="calibration images (every k-th file)")
-    ap.add_argument("--name", default="factorized")
+    ap.add_argument("--name", help="the model's name (default: its architecture)")
     args = ap.parse_args(argv)
     p, meta = float_params(args.checkpoint.read_bytes())
+    architecture = architecture_of(meta)
     files = sorted(args.calibration.glob("*.png"))
     files = files[:: max(1, len(files) // args.images)][: args.images]
     info = {k: meta[k] for k in ("iteration", "wall_seconds", "record") if k in meta}
     if meta.get("history"):
         info["last_eval"] = meta["history"][-1]
-    write_atomic(args.output, export(p, files, args.name, info))
+    write_atomic(args.output, export(p, files, args.name or architecture, info, architecture))
     print(f"wrote {args.output} ({args.output.stat().st_size} bytes) from {len(files)} calibration images")
 
 

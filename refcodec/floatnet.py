@@ -1,26 +1,34 @@
 """The float transforms, in NumPy (informative; Annex A.1).
 
-The encoder's analysis transform, and the float synthesis the exporter uses to
-calibrate the integer model and the benchmark uses as the float twin (both are
-stored in the model file as ``encoder.*`` tensors). Nothing here is on the
-decoding path (spec §8 uses only refcodec.layers).
+The encoder's analysis transforms g_a and h_a, and the float synthesis the
+exporter uses to calibrate the integer model and the benchmark uses as the
+float twin (all stored in the model file as ``encoder.*`` tensors), plus the
+float hyper-synthesis, context and entropy-parameter networks the exporter
+calibrates. Nothing here is on the decoding path (spec §8 uses only
+refcodec.layers).
 """
 
 import numpy as np
 
-from .layers import KERNEL, PAD, STRIDE, conv_transpose
+from .layers import LEAKY_SHIFT, conv_transpose
+from .model import layer_plan
+
+LEAKY_SLOPE = 2.0**-LEAKY_SHIFT  # the float leaky ReLU that spec §5.6 computes in integers
+HYPER_ANALYSIS_STRIDES = (1, 2, 2)
 
 
-def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """5x5 stride-2 convolution, padding 2 (PyTorch Conv2d layout (Cout, Cin, 5, 5)); (C,H,W) -> (Cout,H/2,W/2)."""
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 2) -> np.ndarray:
+    """KxK convolution, padding K // 2 (PyTorch Conv2d layout (Cout, Cin, K, K)); (C,H,W) -> (Cout,H/s,W/s)."""
     c, h, w = x.shape
-    ho, wo = (h + 2 * PAD - KERNEL) // STRIDE + 1, (w + 2 * PAD - KERNEL) // STRIDE + 1
-    xp = np.pad(x, ((0, 0), (PAD, PAD), (PAD, PAD)))
-    cols = np.empty((c, KERNEL, KERNEL, ho, wo), dtype=x.dtype)
-    for ky in range(KERNEL):
-        for kx in range(KERNEL):
-            cols[:, ky, kx] = xp[:, ky : ky + STRIDE * ho : STRIDE, kx : kx + STRIDE * wo : STRIDE]
-    out = weight.reshape(weight.shape[0], -1).astype(x.dtype) @ cols.reshape(c * KERNEL * KERNEL, -1)
+    k = weight.shape[2]
+    pad = k // 2
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    cols = np.empty((c, k, k, ho, wo), dtype=x.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            cols[:, ky, kx] = xp[:, ky : ky + stride * ho : stride, kx : kx + stride * wo : stride]
+    out = weight.reshape(weight.shape[0], -1).astype(x.dtype) @ cols.reshape(c * k * k, -1)
     return out.reshape(-1, ho, wo) + bias.astype(x.dtype)[:, None, None]
 
 
@@ -28,6 +36,15 @@ def gdn(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray, inverse: bool = Fals
     """x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) (GDN), or times the root (IGDN)."""
     norm = beta.astype(x.dtype)[:, None, None] + np.tensordot(gamma.astype(x.dtype), x * x, axes=([1], [0]))
     return x * np.sqrt(norm) if inverse else x / np.sqrt(norm)
+
+
+def nonlinearity(x: np.ndarray, activation: str) -> np.ndarray:
+    """The float counterparts of spec §5.6: none, relu, leaky (slope 2^-6)."""
+    if activation == "relu":
+        return np.maximum(x, 0)
+    if activation == "leaky":
+        return np.where(x < 0, x * LEAKY_SLOPE, x)
+    return x
 
 
 def analysis(x: np.ndarray, p: dict) -> np.ndarray:
@@ -39,14 +56,32 @@ def analysis(x: np.ndarray, p: dict) -> np.ndarray:
     return x
 
 
-def synthesis(y: np.ndarray, p: dict, trace: list | None = None) -> np.ndarray:
-    """g_s: latent -> (3, 16h, 16w) float image in [0, 1] (unclipped); ``trace`` collects layer outputs."""
-    x = y
-    for k in range(7):
-        if k % 2 == 0:
-            x = conv_transpose(x, p[f"synthesis.{k}.weight"], p[f"synthesis.{k}.bias"])
+def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
+    """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4); on |y| with ReLU (hyperprior), else on y with leaky ReLU."""
+    x, activation = (np.abs(y), "relu") if architecture == "hyperprior" else (y, "leaky")
+    for j, stride in enumerate(HYPER_ANALYSIS_STRIDES):
+        x = conv(x, p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride)
+        if j < 2:
+            x = nonlinearity(x, activation)
+    return x
+
+
+def run(x: np.ndarray, p: dict, group: str, plan: list, trace: list | None = None) -> np.ndarray:
+    """The float layers of ``group`` (refcodec.model.layer_plan) in order; ``trace`` collects layer outputs."""
+    for k, (kind, _, _, _, activation) in enumerate(plan):
+        name = f"{group}.{k}"
+        if kind == "igdn":
+            x = gdn(x, p[f"{name}.beta"], p[f"{name}.gamma"], inverse=True)
+        elif kind == "deconv":
+            x = nonlinearity(conv_transpose(x, p[f"{name}.weight"], p[f"{name}.bias"]), activation)
         else:
-            x = gdn(x, p[f"synthesis.{k}.beta"], p[f"synthesis.{k}.gamma"], inverse=True)
+            x = nonlinearity(conv(x, p[f"{name}.weight"], p[f"{name}.bias"], stride=1), activation)
         if trace is not None:
             trace.append(x)
     return x
+
+
+def synthesis(y: np.ndarray, p: dict, trace: list | None = None) -> np.ndarray:
+    """g_s: latent -> (3, 16h, 16w) float image in [0, 1] (unclipped); ``trace`` collects layer outputs."""
+    m, n = p["synthesis.0.weight"].shape[:2]
+    return run(y, p, "synthesis", layer_plan("factorized", n, m)["synthesis"], trace)

@@ -4,6 +4,11 @@ Feature maps are int64 arrays of shape (C, H, W) whose values lie in the
 activation range ACT_MIN..ACT_MAX (spec §5.1). Every function here computes
 exactly the formula of its clause; int64 never overflows because the model
 file bounds of spec §6.4 hold (checked at load time by refcodec.model).
+
+A layer is a dict (refcodec.model builds them from the model file, spec §6.3):
+``kind`` "deconv" (§5.2), "conv" (§5.7) or "igdn" (§5.4); the convolutions
+carry ``weight``, ``bias``, ``shift`` and ``activation`` (§5.6), IGDN carries
+``gamma``, ``beta`` and ``shift``.
 """
 
 import numpy as np
@@ -13,6 +18,9 @@ from .conventions import clip3, isqrt, round2
 ACT_MIN, ACT_MAX = -(1 << 15), (1 << 15) - 1  # spec §5.1
 PIX_MIN, PIX_MAX = 0, 255  # spec §5.5
 KERNEL, STRIDE, PAD = 5, 2, 2  # spec §5.2
+LEAKY_SHIFT = 6  # spec §5.6: the leaky ReLU's negative slope is 2^-6
+ACTIVATIONS = ("none", "relu", "leaky", "pixels")  # spec §5.6
+CONTEXT_TAPS = [(ky, kx) for ky in range(KERNEL) for kx in range(KERNEL) if ky < 2 or (ky == 2 and kx < 2)]  # §5.8
 
 
 def conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -35,9 +43,45 @@ def conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.nd
     return acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w] + bias.astype(x.dtype)[:, None, None]
 
 
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The KxK stride-1 convolution of spec §5.7 (K odd, zero padding K // 2), in the dtype of ``x``.
+
+    out[o][y][x] = bias[o] + sum over i, ky, kx of x[i][y + ky - K//2][x + kx - K//2] * weight[o][i][ky][kx],
+    samples outside the map being 0; weight (Cout, Cin, K, K), output (Cout, H, W).
+    """
+    _, h, w = x.shape
+    k = weight.shape[2]
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))
+    acc = np.zeros((weight.shape[0], h, w), dtype=x.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            acc += np.tensordot(weight[:, :, ky, kx].astype(x.dtype), xp[:, ky : ky + h, kx : kx + w], axes=([1], [0]))
+    return acc + bias.astype(x.dtype)[:, None, None]
+
+
+def channel_shift(shift: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel shift shaped to broadcast over axis 0 of an ``ndim``-D array."""
+    return shift.astype(np.int64).reshape((-1,) + (1,) * (ndim - 1))
+
+
 def requantize(acc: np.ndarray, shift: np.ndarray, lo: int = ACT_MIN, hi: int = ACT_MAX) -> np.ndarray:
-    """out = Clip3(lo, hi, Round2(acc, shift[c])) per channel c (spec §5.3)."""
-    return clip3(lo, hi, round2(acc, shift.astype(np.int64)[:, None, None]))
+    """out = Clip3(lo, hi, Round2(acc, shift[c])) per channel c on axis 0 (spec §5.3)."""
+    return clip3(lo, hi, round2(acc, channel_shift(shift, acc.ndim)))
+
+
+def activate(acc: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
+    """Requantisation with an activation (spec §5.6), per channel c on axis 0.
+
+    none: Clip3(ACT_MIN, ACT_MAX, Round2(acc, shift)); relu: clamped at 0 instead of
+    ACT_MIN; leaky: a negative acc is rounded with shift + LEAKY_SHIFT; pixels:
+    Clip3(0, 255, ...) (spec §5.5).
+    """
+    s = channel_shift(shift, acc.ndim)
+    if activation == "leaky":
+        s = np.where(acc < 0, s + LEAKY_SHIFT, s)
+    lo, hi = {"relu": (0, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}.get(activation, (ACT_MIN, ACT_MAX))
+    return clip3(lo, hi, round2(acc, s))
 
 
 def igdn_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -50,19 +94,39 @@ def igdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, shift: np.ndarray) 
     return requantize(x * isqrt(igdn_norm(x, gamma, beta)), shift)
 
 
-def deconv(x: np.ndarray, layer: dict, last: bool) -> np.ndarray:
-    """A transposed-convolution layer with its requantisation (spec §5.2, §5.3, §5.5)."""
-    acc = conv_transpose(x, layer["weight"], layer["bias"])
-    return requantize(acc, layer["shift"], *((PIX_MIN, PIX_MAX) if last else (ACT_MIN, ACT_MAX)))
+def apply_layer(x: np.ndarray, layer: dict) -> np.ndarray:
+    """One layer: a convolution (§5.2, §5.7) with its requantisation (§5.6), or an IGDN (§5.4)."""
+    if layer["kind"] == "igdn":
+        return igdn(x, layer["gamma"], layer["beta"], layer["shift"])
+    transform = conv_transpose if layer["kind"] == "deconv" else conv
+    return activate(transform(x, layer["weight"], layer["bias"]), layer["shift"], layer["activation"])
 
 
-def synthesis(y_hat: np.ndarray, layers: list) -> list:
-    """Run the synthesis transform (spec §8.4); returns the output of every layer."""
-    outputs, x = [], y_hat.astype(np.int64)
-    for k, layer in enumerate(layers):
-        if layer["kind"] == "deconv":
-            x = deconv(x, layer, last=k == len(layers) - 1)
-        else:
-            x = igdn(x, layer["gamma"], layer["beta"], layer["shift"])
+def run_layers(x: np.ndarray, layers: list) -> list:
+    """Apply ``layers`` in order (spec §8.4, §8.7); returns the output of every layer."""
+    outputs, x = [], x.astype(np.int64)
+    for layer in layers:
+        x = apply_layer(x, layer)
         outputs.append(x)
     return outputs
+
+
+def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: dict) -> np.ndarray:
+    """The masked 5x5 context convolution at latent position (ly, lx) (spec §5.8), requantised.
+
+    Only the 12 taps CONTEXT_TAPS (the rows above, and the two samples to the left)
+    contribute; samples outside the latent array are 0.
+    """
+    _, lat_h, lat_w = y_hat.shape
+    acc = layer["bias"].astype(np.int64).copy()
+    for ky, kx in CONTEXT_TAPS:
+        sy, sx = ly + ky - PAD, lx + kx - PAD
+        if 0 <= sy < lat_h and 0 <= sx < lat_w:
+            acc += layer["weight"][:, :, ky, kx].astype(np.int64) @ y_hat[:, sy, sx]
+    return activate(acc, layer["shift"], layer["activation"])
+
+
+def pointwise(v: np.ndarray, layer: dict) -> np.ndarray:
+    """A 1x1 convolution (spec §5.7 with K = 1) at one position: a vector of Cin values -> Cout values."""
+    acc = layer["bias"].astype(np.int64) + layer["weight"][:, :, 0, 0].astype(np.int64) @ v
+    return activate(acc, layer["shift"], layer["activation"])

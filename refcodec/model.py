@@ -18,6 +18,7 @@ import numpy as np
 
 from .cdf import MAX_CDF_LENGTH, CdfTable, check_table
 from .errors import ModelError
+from .layers import CONTEXT_TAPS
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
 MAX_MODEL_BYTES = 1 << 28  # spec §6.1
@@ -36,13 +37,20 @@ DTYPES = {
     "F16": np.dtype("<f2"),
     "F32": np.dtype("<f4"),
 }
-ARCHITECTURES = {"factorized": 0}  # spec §6.2; value = stream code (spec §7.2)
+ARCHITECTURES = {"factorized": 0, "hyperprior": 1, "mean-scale": 2, "joint": 3}  # spec §6.2 -> stream code §7.2
+MAX_SCALE_LEVELS = 256  # spec §6.3: rows of the y table of the hyperprior architectures
 ENCODER_PREFIX = "encoder."
 
 
 @dataclass(frozen=True)
 class Model:
-    """A checked model: identity, shape parameters, synthesis layers, entropy tables."""
+    """A checked model: identity, shape parameters, layers, entropy tables (spec §6.3).
+
+    ``synthesis`` (g_s), ``hyper_synthesis`` (h_s), ``context`` and
+    ``entropy_parameters`` are lists of layers (refcodec.layers); those an
+    architecture does not have are empty, as are ``z_table`` (None) and
+    ``scale_bound`` of the factorized architecture.
+    """
 
     model_id: bytes
     name: str
@@ -51,8 +59,18 @@ class Model:
     m: int
     synthesis: list
     y_table: CdfTable
+    hyper_synthesis: list
+    context: list
+    entropy_parameters: list
+    z_table: CdfTable | None
+    scale_bound: np.ndarray
     encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
     metadata: dict = field(repr=False)
+
+    @property
+    def code(self) -> int:
+        """The architecture's stream code (spec §7.2)."""
+        return ARCHITECTURES[self.architecture]
 
 
 def _fail(what: str, clause: str):
@@ -135,15 +153,28 @@ def _int_param(metadata: dict, key: str) -> int:
     return int(value)
 
 
-def synthesis_shapes(n: int, m: int) -> list:
-    """(kind, Cin, Cout) of the factorized synthesis layers, in order (spec §6.3)."""
-    return [("deconv", m, n), ("igdn", n, n), ("deconv", n, n), ("igdn", n, n),
-            ("deconv", n, n), ("igdn", n, n), ("deconv", n, 3)]
+def layer_plan(arch: str, n: int, m: int) -> dict:
+    """group -> [(kind, Cin, Cout, K, activation)] of an architecture, in order (spec §6.3)."""
+    plan = {"synthesis": [("deconv", m, n, 5, "none"), ("igdn", n, n, 0, ""), ("deconv", n, n, 5, "none"),
+                          ("igdn", n, n, 0, ""), ("deconv", n, n, 5, "none"), ("igdn", n, n, 0, ""),
+                          ("deconv", n, 3, 5, "pixels")]}
+    m3, e1, e2 = 3 * m // 2, 10 * m // 3, 8 * m // 3
+    if arch == "hyperprior":
+        plan["hyper_synthesis"] = [("deconv", n, n, 5, "relu"), ("deconv", n, n, 5, "relu"),
+                                   ("conv", n, m, 3, "relu")]
+    elif arch in ("mean-scale", "joint"):
+        plan["hyper_synthesis"] = [("deconv", n, m, 5, "leaky"), ("deconv", m, m3, 5, "leaky"),
+                                   ("conv", m3, 2 * m, 3, "none")]
+    if arch == "joint":
+        plan["context"] = [("conv", m, 2 * m, 5, "none")]
+        plan["entropy_parameters"] = [("conv", 4 * m, e1, 1, "leaky"), ("conv", e1, e2, 1, "leaky"),
+                                      ("conv", e2, 2 * m, 1, "none")]
+    return plan
 
 
-def _check_deconv(name: str, weight, bias, shift):
-    """Load-time accumulator bound |bias| + 2^15 * sum|weight| <= 2^47 - 1 (spec §6.4)."""
-    w = np.abs(weight.astype(np.int64)).sum(axis=(0, 2, 3))
+def _check_conv(name: str, kind: str, weight, bias, shift):
+    """Load-time accumulator bound |bias| + 2^15 * sum|weight| <= 2^47 - 1 per output channel (spec §6.4)."""
+    w = np.abs(weight.astype(np.int64)).sum(axis=(0, 2, 3) if kind == "deconv" else (1, 2, 3))
     if np.any(shift > MAX_SHIFT):
         _fail(f"{name}.shift exceeds {MAX_SHIFT}", "6.4")
     if np.any(bias < -ACC_BOUND) or np.any(bias > ACC_BOUND) or np.any(np.abs(bias) + ACT_ABS_MAX * w > ACC_BOUND):
@@ -160,6 +191,46 @@ def _check_igdn(name: str, gamma, beta, shift):
         _fail(f"{name} can overflow its 53-bit norm", "6.4")
 
 
+def _check_context_mask(weight):
+    """The context convolution's taps at and after the centre are 0 (spec §6.4, §5.8)."""
+    allowed = np.zeros((5, 5), bool)
+    for ky, kx in CONTEXT_TAPS:
+        allowed[ky, kx] = True
+    if np.any(weight[:, :, ~allowed]):
+        _fail("context.0.weight has a non-zero tap at or after the centre (mask type A)", "6.4")
+
+
+def _layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> dict:
+    """One layer of spec §6.3, its tensors checked against the bounds of spec §6.4."""
+    if kind == "igdn":
+        layer = {"kind": kind, "gamma": _tensor(tensors, f"{name}.gamma", "I32", (cout, cin)),
+                 "beta": _tensor(tensors, f"{name}.beta", "I64", (cout,)),
+                 "shift": _tensor(tensors, f"{name}.shift", "U8", (cout,))}
+        _check_igdn(name, layer["gamma"], layer["beta"], layer["shift"])
+        return layer
+    shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+    layer = {"kind": kind, "activation": activation, "weight": _tensor(tensors, f"{name}.weight", "I16", shape),
+             "bias": _tensor(tensors, f"{name}.bias", "I64", (cout,)),
+             "shift": _tensor(tensors, f"{name}.shift", "U8", (cout,))}
+    _check_conv(name, kind, layer["weight"], layer["bias"], layer["shift"])
+    return layer
+
+
+def _table(tensors: dict, name: str, rows: int | None) -> CdfTable:
+    """The CDF table ``name`` (spec §4.1) with ``rows`` rows (None: 1 .. MAX_SCALE_LEVELS), checked (§4.2)."""
+    cdf = tensors.get(f"{name}.cdf")
+    shape = cdf.shape if cdf is not None and cdf.ndim == 2 else (0, 0)
+    if cdf is not None and not 2 <= shape[1] <= MAX_CDF_LENGTH:  # before reading any row (spec §4.2)
+        _fail(f"{name}.cdf rows have {shape[1]} entries, outside 2..{MAX_CDF_LENGTH}", "4.2")
+    if rows is None:
+        rows = shape[0]
+        if cdf is not None and not 1 <= rows <= MAX_SCALE_LEVELS:
+            _fail(f"{name}.cdf has {rows} rows, outside 1..{MAX_SCALE_LEVELS}", "6.3")
+    return check_table(_tensor(tensors, f"{name}.cdf", "I32", (rows, shape[1])),
+                       _tensor(tensors, f"{name}.cdf_length", "I32", (rows,)),
+                       _tensor(tensors, f"{name}.offset", "I32", (rows,)), name)
+
+
 def load_model(data: bytes) -> Model:
     """Parse and check a model file (spec §6); raises ModelError naming the clause."""
     model_id = hashlib.sha256(data).digest()
@@ -171,36 +242,30 @@ def load_model(data: bytes) -> Model:
         _fail(f"unknown architecture {arch!r}", "6.2")
     n, m = _int_param(metadata, "N"), _int_param(metadata, "M")
 
-    layers = []
-    for k, (kind, cin, cout) in enumerate(synthesis_shapes(n, m)):
-        p = f"synthesis.{k}"
-        if kind == "deconv":
-            layer = {"kind": kind, "weight": _tensor(tensors, f"{p}.weight", "I16", (cin, cout, 5, 5)),
-                     "bias": _tensor(tensors, f"{p}.bias", "I64", (cout,)),
-                     "shift": _tensor(tensors, f"{p}.shift", "U8", (cout,))}
-            _check_deconv(p, layer["weight"], layer["bias"], layer["shift"])
-        else:
-            layer = {"kind": kind, "gamma": _tensor(tensors, f"{p}.gamma", "I32", (cout, cin)),
-                     "beta": _tensor(tensors, f"{p}.beta", "I64", (cout,)),
-                     "shift": _tensor(tensors, f"{p}.shift", "U8", (cout,))}
-            _check_igdn(p, layer["gamma"], layer["beta"], layer["shift"])
-        layers.append(layer)
-
-    cdf = tensors.get("entropy.y.cdf")
-    max_len = cdf.shape[1] if cdf is not None and cdf.ndim == 2 else 0
-    if cdf is not None and not 2 <= max_len <= MAX_CDF_LENGTH:  # before reading any row (spec §4.2)
-        _fail(f"entropy.y.cdf rows have {max_len} entries, outside 2..{MAX_CDF_LENGTH}", "4.2")
-    y_table = check_table(_tensor(tensors, "entropy.y.cdf", "I32", (m, max_len)),
-                          _tensor(tensors, "entropy.y.cdf_length", "I32", (m,)),
-                          _tensor(tensors, "entropy.y.offset", "I32", (m,)), "entropy.y")
-
-    known = {f"synthesis.{k}.{p}" for k, l in enumerate(layers) for p in l if p != "kind"}
-    known |= {"entropy.y.cdf", "entropy.y.cdf_length", "entropy.y.offset"}
+    groups = {group: [_layer(tensors, f"{group}.{k}", *spec) for k, spec in enumerate(plan)]
+              for group, plan in layer_plan(arch, n, m).items()}
+    if "context" in groups:
+        _check_context_mask(groups["context"][0]["weight"])
+    known = {f"{g}.{k}.{p}" for g, ls in groups.items() for k, l in enumerate(ls) for p in l
+             if p not in ("kind", "activation")}
+    z_table, scale_bound = None, np.zeros(0, np.int32)
+    if arch == "factorized":
+        y_table = _table(tensors, "entropy.y", m)
+    else:
+        z_table = _table(tensors, "entropy.z", n)
+        y_table = _table(tensors, "entropy.y", None)
+        scale_bound = _tensor(tensors, "entropy.y.scale_bound", "I32", (y_table.rows - 1,))
+        if np.any(np.diff(scale_bound.astype(np.int64)) <= 0):
+            _fail("entropy.y.scale_bound is not strictly increasing", "6.4")
+        known |= {"entropy.y.scale_bound"} | {f"entropy.z.{p}" for p in ("cdf", "cdf_length", "offset")}
+    known |= {f"entropy.y.{p}" for p in ("cdf", "cdf_length", "offset")}
     for name in tensors:
         if name not in known and not name.startswith(ENCODER_PREFIX):
             _fail(f"unexpected tensor {name!r}", "6.3")
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
-    return Model(model_id, metadata.get("name", ""), arch, n, m, layers, y_table, encoder, metadata)
+    return Model(model_id, metadata.get("name", ""), arch, n, m, groups["synthesis"], y_table,
+                 groups.get("hyper_synthesis", []), groups.get("context", []), groups.get("entropy_parameters", []),
+                 z_table, scale_bound, encoder, metadata)
 
 
 # ---------------------------------------------------------------------------

@@ -11,49 +11,76 @@ from __future__ import annotations
 import numpy as np
 
 from .cdf import build_table
-from .model import ACC_BOUND, ACT_ABS_MAX, NORM_BOUND, save_safetensors, synthesis_shapes
+from .model import ACC_BOUND, ACT_ABS_MAX, NORM_BOUND, layer_plan, save_safetensors
 
 
-def _table_tensors(rng: np.random.Generator, m: int) -> dict:
-    pmfs = [rng.dirichlet(np.full(int(rng.integers(1, 40)), 0.5)) for _ in range(m)]
-    table = build_table(pmfs, [float(rng.uniform(1e-6, 0.05)) for _ in range(m)],
-                        rng.integers(-20, 5, size=m))
-    return {"entropy.y.cdf": table.cdf, "entropy.y.cdf_length": table.cdf_length,
-            "entropy.y.offset": table.offset}
+def _table_tensors(rng: np.random.Generator, name: str, rows: int) -> dict:
+    pmfs = [rng.dirichlet(np.full(int(rng.integers(1, 40)), 0.5)) for _ in range(rows)]
+    table = build_table(pmfs, [float(rng.uniform(1e-6, 0.05)) for _ in range(rows)],
+                        rng.integers(-20, 5, size=rows))
+    return {f"{name}.cdf": table.cdf, f"{name}.cdf_length": table.cdf_length, f"{name}.offset": table.offset}
 
 
-def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False, name: str = "random") -> bytes:
-    """A valid integer model file with random synthesis weights and tables."""
-    tensors = _table_tensors(rng, m)
-    for k, (kind, cin, cout) in enumerate(synthesis_shapes(n, m)):
-        p = f"synthesis.{k}"
-        if kind == "deconv":
-            w = rng.integers(-32768, 32768, size=(cin, cout, 5, 5)).astype(np.int64)
-            # scale each output channel so that |bias| + 2^15 * sum|w| fits the bound of spec §6.4
-            budget = ACC_BOUND // 2 if stress else int(rng.integers(1 << 30, 1 << 44))
-            total = np.abs(w).sum(axis=(0, 2, 3))
-            w = (w * (budget // ACT_ABS_MAX) // np.maximum(total, 1)[None, :, None, None]).clip(-32768, 32767)
-            room = ACC_BOUND - ACT_ABS_MAX * np.abs(w).sum(axis=(0, 2, 3))
-            bias = rng.integers(-room, room + 1) if not stress else room * rng.choice([-1, 1], size=cout)
-            shift = rng.integers(10, 48, size=cout) if not stress else np.full(cout, 47)
-            if k == 6:
-                shift = np.maximum(shift, 20)
-            tensors.update({f"{p}.weight": w.astype(np.int16), f"{p}.bias": np.asarray(bias, np.int64),
-                            f"{p}.shift": shift.astype(np.uint8)})
-        else:
-            gmax = (NORM_BOUND >> 30) // cin
-            gamma = rng.integers(0, gmax + 1, size=(cout, cin)) if stress else rng.integers(0, gmax // 64 + 1, size=(cout, cin))
-            room = NORM_BOUND - (1 << 30) * gamma.sum(axis=1)
-            beta = room if stress else rng.integers(1, np.maximum(room // 1024, 2))
-            shift = rng.integers(14, 40, size=cout) if not stress else np.full(cout, 26)
-            tensors.update({f"{p}.gamma": gamma.astype(np.int32), f"{p}.beta": np.asarray(beta, np.int64),
-                            f"{p}.shift": shift.astype(np.uint8)})
-    meta = {"format": "refcodec", "format_version": "1", "architecture": "factorized",
+def _conv_tensors(rng, name: str, kind: str, cin: int, cout: int, k: int, stress: bool, last: bool) -> dict:
+    """Random weights anywhere inside the accumulator bound of spec §6.4 (at the bound if ``stress``)."""
+    shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+    axes = (0, 2, 3) if kind == "deconv" else (1, 2, 3)
+    w = rng.integers(-32768, 32768, size=shape).astype(np.int64)
+    if name == "context.0":
+        w[:, :, 2, 2:] = 0
+        w[:, :, 3:] = 0
+    budget = ACC_BOUND // 2 if stress else int(rng.integers(1 << 30, 1 << 44))
+    total = np.expand_dims(np.maximum(np.abs(w).sum(axis=axes), 1), axes)
+    w = (w * (budget // ACT_ABS_MAX) // total).clip(-32768, 32767)
+    room = ACC_BOUND - ACT_ABS_MAX * np.abs(w).sum(axis=axes)
+    bias = room * rng.choice([-1, 1], size=cout) if stress else rng.integers(-room, room + 1)
+    shift = np.full(cout, 47) if stress else rng.integers(10, 48, size=cout)
+    if last:
+        shift = np.maximum(shift, 20)
+    return {f"{name}.weight": w.astype(np.int16), f"{name}.bias": np.asarray(bias, np.int64),
+            f"{name}.shift": shift.astype(np.uint8)}
+
+
+def _igdn_tensors(rng, name: str, c: int, stress: bool) -> dict:
+    gmax = (NORM_BOUND >> 30) // c
+    gamma = rng.integers(0, gmax + 1, size=(c, c)) if stress else rng.integers(0, gmax // 64 + 1, size=(c, c))
+    room = NORM_BOUND - (1 << 30) * gamma.sum(axis=1)
+    beta = room if stress else rng.integers(1, np.maximum(room // 1024, 2))
+    shift = np.full(c, 26) if stress else rng.integers(14, 40, size=c)
+    return {f"{name}.gamma": gamma.astype(np.int32), f"{name}.beta": np.asarray(beta, np.int64),
+            f"{name}.shift": shift.astype(np.uint8)}
+
+
+def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False, name: str = "random",
+                 architecture: str = "factorized", levels: int | None = None) -> bytes:
+    """A valid integer model file of ``architecture`` with random layers and tables (spec §6).
+
+    ``levels``: rows of the y table of the hyperprior architectures (default random 1..6),
+    with random strictly increasing ``scale_bound`` values.
+    """
+    tensors = {}
+    for group, plan in layer_plan(architecture, n, m).items():
+        for k, (kind, cin, cout, size, _) in enumerate(plan):
+            label = f"{group}.{k}"
+            if kind == "igdn":
+                tensors.update(_igdn_tensors(rng, label, cout, stress))
+            else:
+                tensors.update(_conv_tensors(rng, label, kind, cin, cout, size, stress,
+                                             last=group == "synthesis" and k == len(plan) - 1))
+    if architecture == "factorized":
+        tensors.update(_table_tensors(rng, "entropy.y", m))
+    else:
+        levels = levels or int(rng.integers(1, 7))
+        tensors.update(_table_tensors(rng, "entropy.z", n))
+        tensors.update(_table_tensors(rng, "entropy.y", levels))
+        bound = np.sort(rng.choice(np.arange(-40000, 40000), size=levels - 1, replace=False))
+        tensors["entropy.y.scale_bound"] = bound.astype(np.int32)
+    meta = {"format": "refcodec", "format_version": "1", "architecture": architecture,
             "N": str(n), "M": str(m), "name": name}
     return save_safetensors(tensors, meta)
 
 
-def random_float_params(rng: np.random.Generator, n: int, m: int) -> dict:
+def random_float_params(rng: np.random.Generator, n: int, m: int, architecture: str = "factorized") -> dict:
     """Float parameters in the exporter's naming (refcodec.export.float_params)."""
     p = {}
     for prefix, shapes in (("analysis", [(n, 3), (n, n), (n, n), (m, n)]),
@@ -68,12 +95,29 @@ def random_float_params(rng: np.random.Generator, n: int, m: int) -> dict:
                 p[f"{prefix}.{k + 1}.beta"] = rng.uniform(0.5, 1.5, size=c)
                 p[f"{prefix}.{k + 1}.gamma"] = 0.1 * np.eye(c) + rng.uniform(0, 0.01, size=(c, c))
     p["analysis.6.weight"] *= 8  # latents of a few units, as after training
+    if architecture != "factorized":
+        for j, (cout, cin, k) in enumerate(((n, m, 3), (n, n, 5), (n, n, 5))):
+            p[f"hyper_analysis.{j}.weight"] = rng.normal(0, 1 / np.sqrt(cin * k * k), size=(cout, cin, k, k))
+            p[f"hyper_analysis.{j}.bias"] = rng.normal(0, 0.05, size=cout)
+        for group, layers in layer_plan(architecture, n, m).items():
+            if group == "synthesis":
+                continue
+            for j, (kind, cin, cout, k, _) in enumerate(layers):
+                shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+                p[f"{group}.{j}.weight"] = rng.normal(0, 1 / np.sqrt(cin * k * k), size=shape)
+                p[f"{group}.{j}.bias"] = rng.normal(0, 0.05, size=cout)
+        if architecture == "joint":
+            p["context.0.weight"][:, :, 2, 2:] = 0
+            p["context.0.weight"][:, :, 3:] = 0
+        last = "entropy_parameters.2" if architecture == "joint" else "hyper_synthesis.2"
+        p[f"{last}.bias"][:m] += 2.0  # scales of a few units
     dims = (1, 3, 3, 3, 1)
+    c = m if architecture == "factorized" else n  # the factorized density codes y, or z
     for i in range(4):
-        p[f"density.matrices.{i}"] = rng.normal(0.5, 0.2, size=(m, dims[i + 1], dims[i]))
-        p[f"density.biases.{i}"] = rng.normal(0, 0.5, size=(m, dims[i + 1], 1))
+        p[f"density.matrices.{i}"] = rng.normal(0.5, 0.2, size=(c, dims[i + 1], dims[i]))
+        p[f"density.biases.{i}"] = rng.normal(0, 0.5, size=(c, dims[i + 1], 1))
         if i < 3:
-            p[f"density.factors.{i}"] = rng.normal(0, 0.3, size=(m, dims[i + 1], 1))
-    spread = rng.uniform(2, 12, size=m)
-    p["density.quantiles"] = np.stack([-spread, np.zeros(m), spread], axis=1)[:, None, :]
+            p[f"density.factors.{i}"] = rng.normal(0, 0.3, size=(c, dims[i + 1], 1))
+    spread = rng.uniform(2, 12, size=c)
+    p["density.quantiles"] = np.stack([-spread, np.zeros(c), spread], axis=1)[:, None, :]
     return p

@@ -53,7 +53,7 @@ def test_integer_layers_track_the_float_synthesis(exported):
     y_hat = analyse(_smooth(1, 48, 40), model)
     trace: list = []
     floatnet.synthesis(y_hat.astype(np.float64), p, trace)
-    ints = layers.synthesis(y_hat, model.synthesis)
+    ints = layers.run_layers(y_hat, model.synthesis)
     for k, (f, q) in enumerate(zip(trace[:-1], ints[:-1])):
         q = q.astype(np.float64)
         scale = (f * q).sum(axis=(1, 2)) / np.maximum((q * q).sum(axis=(1, 2)), 1e-12)

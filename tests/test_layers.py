@@ -49,10 +49,51 @@ def test_igdn_exact():
     assert out.tolist() == [[[20]], [[4]]]
 
 
-def _random_layer(rng, kind, cin, cout, extreme):
-    if kind == "deconv":
-        w = rng.integers(-32768, 32768, size=(cin, cout, 5, 5)).astype(np.int16)
-        return {"kind": kind, "weight": w, "bias": rng.integers(-(1 << 40), 1 << 40, size=cout),
+def test_activations_exact():
+    """spec §5.6: relu clamps at 0; leaky rounds a negative accumulator with shift + 6 in one step."""
+    acc = np.array([[100, -100, -96, -97, -(1 << 40), 1 << 40]], dtype=np.int64)
+    shift = np.array([1])
+    assert layers.activate(acc, shift, "none").tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
+    assert layers.activate(acc, shift, "relu").tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
+    # Round2(-100, 7) = (-100 + 64) >> 7 = -1; Round2(-96, 7) = -32 >> 7 = -1; Round2(-(2^40), 7) = -2^33 -> clamp
+    assert layers.activate(acc, shift, "leaky").tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
+    assert layers.activate(acc, shift, "pixels").tolist() == [[50, 0, 0, 0, 0, 255]]
+    assert layers.activate(np.array([[-32]]), np.array([0]), "leaky").tolist() == [[0]]  # Round2(-32, 6) = 0
+
+
+def test_conv_exact():
+    """spec §5.7: stride 1, zero padding K // 2, weight indexed [output][input]."""
+    x = np.arange(1, 7, dtype=np.int64).reshape(1, 2, 3)  # [[1, 2, 3], [4, 5, 6]]
+    w = np.zeros((2, 1, 3, 3), np.int16)
+    w[0, 0, 1, 2] = 1  # output 0 = the right neighbour (0 past the edge)
+    w[1, 0, 0, 1] = 2  # output 1 = twice the sample above
+    out = layers.conv(x, w, np.array([10, 0]))
+    assert out.tolist() == [[[12, 13, 10], [15, 16, 10]], [[0, 0, 0], [2, 4, 6]]]
+
+
+def test_context_sees_only_earlier_positions():
+    """spec §5.8: changing y_hat at or after (ly, lx) never changes ContextAt there, and it equals the full conv."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-9, 10, size=(2, 3, 5, 5)).astype(np.int16)
+    w[:, :, 2, 2:] = 0
+    w[:, :, 3:] = 0
+    layer = {"kind": "conv", "activation": "none", "weight": w, "bias": np.array([5, -5]), "shift": np.array([0, 1])}
+    y = rng.integers(-50, 50, size=(3, 4, 6))
+    full = layers.apply_layer(y, layer)
+    for ly in range(4):
+        for lx in range(6):
+            later = y.copy().reshape(3, -1)
+            later[:, ly * 6 + lx:] = rng.integers(-50, 50, size=later[:, ly * 6 + lx:].shape)
+            got = layers.context_at(later.reshape(y.shape), ly, lx, layer)
+            assert got.tolist() == full[:, ly, lx].tolist()
+
+
+def _random_layer(rng, kind, cin, cout, extreme, k=5, activation="none"):
+    if kind in ("deconv", "conv"):
+        shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+        w = rng.integers(-32768, 32768, size=shape).astype(np.int16)
+        return {"kind": kind, "activation": activation, "weight": w,
+                "bias": rng.integers(-(1 << 40), 1 << 40, size=cout),
                 "shift": rng.integers(0, 48, size=cout).astype(np.uint8)}
     gmax = ((1 << 53) - 1 >> 30) // cin
     gamma = rng.integers(0, gmax + 1 if extreme else 1000, size=(cout, cin))
@@ -63,25 +104,55 @@ def _random_layer(rng, kind, cin, cout, extreme):
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4),
-       st.booleans())
-def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme):
-    """Spec §5.2-5.4 pseudocode, the NumPy reference and the fast path give identical integers."""
+       st.booleans(), st.sampled_from(layers.ACTIVATIONS), st.sampled_from([1, 3, 5]))
+def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme, activation, k):
+    """Spec §5.2-5.8 pseudocode, the NumPy reference and the fast path give identical integers."""
     from conftest import spec_namespace
 
     ns = spec_namespace()
     rng = np.random.default_rng(seed)
     x = (rng.choice([ACT_MIN, ACT_MAX], size=(cin, h, w)) if extreme
          else rng.integers(ACT_MIN, ACT_MAX + 1, size=(cin, h, w))).astype(np.int64)
-    d = _random_layer(rng, "deconv", cin, cout, extreme)
+    d = _random_layer(rng, "deconv", cin, cout, extreme, activation=activation)
     acc = ns["ConvTranspose"](x.tolist(), d["weight"].tolist(), d["bias"].tolist())
-    want = ns["Requantize"](acc, d["shift"].tolist(), ACT_MIN, ACT_MAX)
     assert layers.conv_transpose(x, d["weight"], d["bias"]).tolist() == acc
-    assert layers.deconv(x, d, last=False).tolist() == want
-    assert fast.deconv(x, d, last=False).tolist() == want
+    if activation == "none":
+        assert ns["Requantize"](acc, d["shift"].tolist(), ACT_MIN, ACT_MAX) == ns["RequantizeMap"](
+            acc, d["shift"].tolist(), "none")
+    c = _random_layer(rng, "conv", cin, cout, extreme, k, activation)
+    assert layers.conv(x, c["weight"], c["bias"]).tolist() == ns["Conv"](x.tolist(), c["weight"].tolist(),
+                                                                         c["bias"].tolist())
     g = _random_layer(rng, "igdn", cin, cin, extreme)
-    want = ns["Igdn"](x.tolist(), g["gamma"].tolist(), g["beta"].tolist(), g["shift"].tolist())
-    assert layers.igdn(x, g["gamma"], g["beta"], g["shift"]).tolist() == want
-    assert fast.igdn(x, g).tolist() == want
+    for layer in (d, c, g):
+        spec_layer = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in layer.items()}
+        want = ns["ApplyLayer"](x.tolist(), spec_layer)
+        assert layers.apply_layer(x, layer).tolist() == want
+        assert fast.run_layers(x, [layer])[-1].tolist() == want
+    p = layers.pointwise(x[:, 0, 0], _as_1x1(c))
+    spec_1x1 = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in _as_1x1(c).items()}
+    assert p.tolist() == ns["PointwiseAt"](x[:, 0, 0].tolist(), spec_1x1)
+
+
+def _as_1x1(layer):
+    return dict(layer, weight=np.ascontiguousarray(layer["weight"][:, :, :1, :1]))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5))
+def test_context_spec_and_reference_agree(seed, m, h, w):
+    """spec §5.8 ContextAt and refcodec.layers.context_at, on every position of a random array."""
+    from conftest import spec_namespace
+
+    ns = spec_namespace()
+    rng = np.random.default_rng(seed)
+    layer = _random_layer(rng, "conv", m, 2 * m, False, 5, "none")
+    for ky, kx in [(ky, kx) for ky in range(5) for kx in range(5) if (ky, kx) not in layers.CONTEXT_TAPS]:
+        layer["weight"][:, :, ky, kx] = 0
+    y = rng.integers(ACT_MIN, ACT_MAX + 1, size=(m, h, w))
+    spec_layer = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in layer.items()}
+    for ly in range(h):
+        for lx in range(w):
+            assert layers.context_at(y, ly, lx, layer).tolist() == ns["ContextAt"](y.tolist(), ly, lx, spec_layer)
 
 
 def test_fast_igdn_at_norm_bound():

@@ -35,15 +35,15 @@ def _same(a, b):
     return a == b if isinstance(a, str) or isinstance(b, str) else np.array_equal(a, b)
 
 
-@settings(max_examples=12, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 40), st.integers(1, 40),
-       st.booleans())
-def test_spec_decoder_matches_reference(tmp_path_factory, seed, n, m, width, height, stress):
+@settings(max_examples=24, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 3), st.integers(1, 80), st.integers(1, 80),
+       st.booleans(), st.sampled_from(["factorized", "hyperprior", "mean-scale", "joint"]))
+def test_spec_decoder_matches_reference(tmp_path_factory, seed, n, m, width, height, stress, architecture):
     from conftest import spec_namespace
 
     spec = spec_namespace()
     rng = np.random.default_rng(seed)
-    data = random_model(rng, n, m, stress=stress)
+    data = random_model(rng, n, m, stress=stress, architecture=architecture)
     path = tmp_path_factory.mktemp("m") / "model.safetensors"
     path.write_bytes(data)
     model = load_model(data)
@@ -51,7 +51,8 @@ def test_spec_decoder_matches_reference(tmp_path_factory, seed, n, m, width, hei
     y = rng.integers(-60, 60, size=(m, *lat))
     if rng.random() < 0.5:
         y.flat[rng.integers(y.size)] = rng.choice([-32768, 32767])
-    stream = encode_latents(y, model, width, height, impl="reference")
+    z = None if architecture == "factorized" else rng.integers(-60, 60, size=(n, (lat[0] + 3) // 4, (lat[1] + 3) // 4))
+    stream = encode_latents(y, model, width, height, impl="reference", z_hat=z)
     want = _spec_result(spec, stream, [data])
     assert isinstance(want, np.ndarray) and want.shape == (height, width, 3)
     for impl in ("reference", "fast"):

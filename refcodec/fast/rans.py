@@ -35,44 +35,62 @@ def _renormalize(x, words, p):
 
 
 @njit(cache=True, nogil=True)
-def _decode(words, indexes, cdf, cdf_length, offset, out):
-    """Decode out[i] with row indexes[i]; words[0:2] is the checked initial state. (code, aux)."""
-    x = np.int64(words[0]) | (np.int64(words[1]) << 32)
-    p = 2
-    for i in range(indexes.shape[0]):
-        r = indexes[i]
-        cf = x & 0xFFFF
-        lo, n = 0, cdf_length[r] - 1  # spec §3.3: the symbol is in lo .. lo + n - 1
-        while n > 1:  # branchless: the step count depends only on cdf_length
-            half = n >> 1
-            lo = lo + half if cdf[r, lo + half] <= cf else lo
-            n -= half
-        start = np.int64(cdf[r, lo])
-        x, p = _renormalize((np.int64(cdf[r, lo + 1]) - start) * (x >> PRECISION) + cf - start, words, p)
-        if p < 0:
-            return ENDS_EARLY, i
-        max_value = cdf_length[r] - 2
-        if lo < max_value:
-            out[i] = lo + offset[r]
-            continue
-        count = x & 15  # spec §3.4, §3.5: nibble count, then the raw nibbles
+def decode_value(x, p, words, cdf, cdf_length, offset, r):
+    """RansDecodeValue (spec §3.3-§3.5) with row r: (code, x, p, value); code != OK on an error."""
+    cf = x & 0xFFFF
+    lo, n = 0, cdf_length[r] - 1  # spec §3.3: the symbol is in lo .. lo + n - 1
+    while n > 1:  # branchless: the step count depends only on cdf_length
+        half = n >> 1
+        lo = lo + half if cdf[r, lo + half] <= cf else lo
+        n -= half
+    start = np.int64(cdf[r, lo])
+    x, p = _renormalize((np.int64(cdf[r, lo + 1]) - start) * (x >> PRECISION) + cf - start, words, p)
+    if p < 0:
+        return ENDS_EARLY, x, p, np.int64(0)
+    max_value = cdf_length[r] - 2
+    if lo < max_value:
+        return OK, x, p, np.int64(lo + offset[r])
+    count = x & 15  # spec §3.4, §3.5: nibble count, then the raw nibbles
+    x, p = _renormalize(x >> BYPASS_BITS, words, p)
+    if p < 0:
+        return ENDS_EARLY, x, p, np.int64(0)
+    if count > MAX_BYPASS_NIBBLES:
+        return TOO_MANY_NIBBLES, x, p, count
+    raw = np.int64(0)
+    for j in range(count):
+        raw |= (x & 15) << (BYPASS_BITS * j)
         x, p = _renormalize(x >> BYPASS_BITS, words, p)
         if p < 0:
-            return ENDS_EARLY, i
-        if count > MAX_BYPASS_NIBBLES:
-            return TOO_MANY_NIBBLES, count
-        raw = np.int64(0)
-        for j in range(count):
-            raw |= (x & 15) << (BYPASS_BITS * j)
-            x, p = _renormalize(x >> BYPASS_BITS, words, p)
-            if p < 0:
-                return ENDS_EARLY, i
-        out[i] = (-(raw >> 1) - 1 if raw & 1 else (raw >> 1) + max_value) + offset[r]
-    if p != words.shape[0]:  # spec §3.6
+            return ENDS_EARLY, x, p, np.int64(0)
+    return OK, x, p, (-(raw >> 1) - 1 if raw & 1 else (raw >> 1) + max_value) + offset[r]
+
+
+@njit(cache=True, nogil=True)
+def initial_state(words):
+    """x from the first two words (spec §3.2, already checked); the next word is words[2]."""
+    return np.int64(words[0]) | (np.int64(words[1]) << 32), 2
+
+
+@njit(cache=True, nogil=True)
+def exit_check(x, p, words):
+    """RansExit (spec §3.6): (code, aux)."""
+    if p != words.shape[0]:
         return LEFT_OVER, 4 * (words.shape[0] - p)
     if x != RANS_L:
         return BAD_FINAL_STATE, x
     return OK, 0
+
+
+@njit(cache=True, nogil=True)
+def _decode(words, indexes, cdf, cdf_length, offset, out):
+    """Decode out[i] with row indexes[i]; words[0:2] is the checked initial state. (code, aux)."""
+    x, p = initial_state(words)
+    for i in range(indexes.shape[0]):
+        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, indexes[i])
+        if code != OK:
+            return code, (i if code == ENDS_EARLY else value)
+        out[i] = value
+    return exit_check(x, p, words)
 
 
 @njit(cache=True, nogil=True)
@@ -116,22 +134,30 @@ def _encode(values, indexes, cdf, cdf_length, offset, out):
     return OK, p - 2
 
 
-def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.ndarray:
-    """As :func:`refcodec.rans.decode_values` (spec §3)."""
-    indexes = check_indexes(indexes, table)
-    data = RansDecoder(data, name).data  # the checks of spec §3.2, as in the reference
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)  # native order for Numba
-    out = np.empty(indexes.size, np.int64)
-    code, aux = _decode(words, indexes, table.cdf, table.cdf_length, table.offset, out)
+def stream_words(data: bytes, name: str) -> np.ndarray:
+    """The 32-bit words of a sub-stream after the checks of spec §3.2, as in the reference."""
+    data = RansDecoder(data, name).data
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)  # native order for Numba
+
+
+def raise_for(code: int, aux: int, name: str) -> None:
+    """Raise what the reference decoder raises for a kernel's (code, aux)."""
     if code == ENDS_EARLY:
         raise StreamError(f"{name} sub-stream ends before its last symbol", "3.3")
     if code == TOO_MANY_NIBBLES:
-        raise StreamError(f"{name} sub-stream escape has {aux} raw nibbles, "
-                          f"more than {MAX_BYPASS_NIBBLES}", "3.5")
+        raise StreamError(f"{name} sub-stream escape has {aux} raw nibbles, more than {MAX_BYPASS_NIBBLES}", "3.5")
     if code == LEFT_OVER:
         raise StreamError(f"{name} sub-stream has {aux} bytes left over after its last symbol", "3.6")
     if code == BAD_FINAL_STATE:
         raise StreamError(f"{name} sub-stream ends in state {aux:#x}, not 2^31: the stream is corrupt", "3.6")
+
+
+def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.ndarray:
+    """As :func:`refcodec.rans.decode_values` (spec §3)."""
+    indexes = check_indexes(indexes, table)
+    words = stream_words(data, name)
+    out = np.empty(indexes.size, np.int64)
+    raise_for(*_decode(words, indexes, table.cdf, table.cdf_length, table.offset, out), name)
     return out
 
 

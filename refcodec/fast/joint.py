@@ -1,0 +1,112 @@
+"""Joint-architecture latent decoding (spec §8.10), fast path: one Numba kernel.
+
+Decoding is sequential over latent positions: the scales and means at a
+position depend on the latents decoded before it. The kernel runs, per
+position in raster order, the masked context convolution (spec §5.8), the
+three 1x1 entropy-parameter layers (spec §5.7), the table selection (spec
+§8.8) and the rANS decoding of the M values there (spec §3), exactly as
+refcodec.latents.decode_joint does. Sums of products are float64: every
+partial sum is an integer of magnitude below 2^47 (spec §6.4), so they are
+exact in any order. Single-threaded, so the thread count cannot matter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..errors import StreamError
+from ..layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
+from ..latents import check_length
+from .layers import activate_value
+from .rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words
+
+OUT_OF_RANGE = 100  # kernel code: a decoded latent outside ACT_MIN..ACT_MAX
+
+_weights: dict = {}  # model_id -> kernel-ready weights
+
+
+@njit(cache=True, nogil=True)
+def _dense(v, w, b, s, leaky, out):
+    """A 1x1 convolution at one position (spec §5.7), requantised (spec §5.6)."""
+    for o in range(w.shape[0]):
+        acc = b[o]
+        for i in range(w.shape[1]):
+            acc += w[o, i] * v[i]
+        out[o] = activate_value(np.int64(acc), np.int64(s[o]), ACT_MIN, ACT_MAX, leaky)
+
+
+@njit(cache=True, nogil=True)
+def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
+            bound, cdf, cdf_length, offset, y):
+    """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans."""
+    lat_h, lat_w, m = y.shape
+    c2 = ctx_w.shape[1]
+    feat = np.empty(c2 + params.shape[0], np.float64)
+    h0 = np.empty(w0.shape[0], np.float64)
+    h1 = np.empty(w1.shape[0], np.float64)
+    out = np.empty(w2.shape[0], np.int64)
+    acc = np.empty(c2, np.float64)
+    x, p = initial_state(words)
+    for ly in range(lat_h):
+        for lx in range(lat_w):
+            acc[:] = ctx_b
+            for t in range(taps.shape[0]):
+                sy, sx = ly + taps[t, 0] - PAD, lx + taps[t, 1] - PAD
+                if sy < 0 or sx < 0 or sx >= lat_w:
+                    continue
+                for o in range(c2):
+                    a = 0.0
+                    for i in range(m):
+                        a += ctx_w[t, o, i] * y[sy, sx, i]
+                    acc[o] += a
+            for o in range(c2):
+                feat[o] = activate_value(np.int64(acc[o]), np.int64(ctx_s[o]), ACT_MIN, ACT_MAX, False)
+            for c in range(params.shape[0]):
+                feat[c2 + c] = params[c, ly, lx]
+            _dense(feat, w0, b0, s0, True, h0)
+            _dense(h0, w1, b1, s1, True, h1)
+            _dense(h1, w2, b2, s2, False, out)
+            for c in range(m):
+                q = out[c]
+                r = 0  # spec §8.8: the number of bounds below q
+                while r < bound.shape[0] and q > bound[r]:
+                    r += 1
+                code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
+                if code != OK:
+                    return code, value
+                value += out[m + c]
+                if value < ACT_MIN or value > ACT_MAX:
+                    return OUT_OF_RANGE, value
+                y[ly, lx, c] = value
+    return exit_check(x, p, words)
+
+
+def kernel_weights(model) -> tuple:
+    """The context and entropy-parameter tensors in the kernel's layout (cached per model)."""
+    if model.model_id not in _weights:
+        ctx = model.context[0]
+        taps = np.array(CONTEXT_TAPS, np.int64)
+        ctx_w = np.stack([ctx["weight"][:, :, ky, kx] for ky, kx in CONTEXT_TAPS]).astype(np.float64)
+        dense = []
+        for layer in model.entropy_parameters:
+            dense += [layer["weight"][:, :, 0, 0].astype(np.float64), layer["bias"].astype(np.float64),
+                      layer["shift"].astype(np.int64)]
+        _weights[model.model_id] = (taps, np.ascontiguousarray(ctx_w), ctx["bias"].astype(np.float64),
+                                    ctx["shift"].astype(np.int64), *dense)
+    return _weights[model.model_id]
+
+
+def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
+    """As refcodec.latents.decode_joint (spec §8.10)."""
+    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
+    check_length(data, m * lat_h * lat_w, "y")
+    words = stream_words(data, "y")
+    y = np.zeros((lat_h, lat_w, m), np.int64)
+    table = model.y_table
+    code, aux = _decode(words, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
+                        model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset, y)
+    if code == OUT_OF_RANGE:
+        raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
+    raise_for(code, aux, "y")
+    return np.ascontiguousarray(y.transpose(2, 0, 1))

@@ -1,0 +1,110 @@
+"""Latent decoding (spec §8.3, §8.7-§8.10), NumPy reference: z_hat and y_hat from their sub-streams.
+
+    factorized   y_hat: one table row per channel                         spec §8.3
+    hyperprior   z_hat as above; h_s(z_hat) -> scales -> table rows       spec §8.7, §8.8, §8.9
+    mean-scale   as hyperprior, and y_hat = decoded value + mean          spec §8.9
+    joint        per latent position, in raster order: masked context     spec §8.10
+                 of the y_hat decoded so far + h_s(z_hat) -> entropy
+                 parameters -> scales, means -> the M values there
+
+The encoder (Annex A.1) computes the same scales and means from the whole
+y_hat at once (``joint_params``); the decoder's position-by-position
+computation gives the same integers because the context only sees earlier
+positions (spec §5.8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import StreamError
+from .layers import ACT_MAX, ACT_MIN, context_at, pointwise
+from .rans import RansDecoder
+
+MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
+
+
+def check_length(data: bytes, count: int, name: str) -> None:
+    """A sub-stream for ``count`` values is at most 8 + 40 * count bytes (spec §8.3)."""
+    if len(data) > 8 + MAX_WORDS_PER_VALUE * 4 * count:
+        raise StreamError(f"{name} sub-stream of {len(data)} bytes is longer than {count} values can use", "8.3")
+
+
+def check_range(values: np.ndarray, name: str, clause: str) -> None:
+    """Every decoded latent lies in ACT_MIN .. ACT_MAX (spec §8.3, §8.9, §8.10)."""
+    if values.size and (values.min() < ACT_MIN or values.max() > ACT_MAX):
+        raise StreamError(f"a {name} latent lies outside {ACT_MIN}..{ACT_MAX}", clause)
+
+
+def channel_rows(c: int, h: int, w: int) -> np.ndarray:
+    """The table row of every value in channel, row, column order: channel c uses row c (spec §8.3)."""
+    return np.repeat(np.arange(c, dtype=np.int32), h * w)
+
+
+def decode_factorized(data: bytes, table, shape: tuple, name: str, rans) -> np.ndarray:
+    """Latents of ``shape`` (C, H, W), row c of ``table`` for channel c (spec §8.3); ``rans`` decodes."""
+    check_length(data, int(np.prod(shape)), name)
+    values = rans.decode_values(data, channel_rows(*shape), table, name=name)
+    check_range(values, name, "8.3")
+    return values.reshape(shape)
+
+
+def hyper_params(z_hat: np.ndarray, model, lat_h: int, lat_w: int, layers) -> np.ndarray:
+    """h_s(z_hat) cropped to the latent size (spec §8.7); ``layers`` runs the layers."""
+    return layers.run_layers(z_hat, model.hyper_synthesis)[-1][:, :lat_h, :lat_w]
+
+
+def scale_index(scales: np.ndarray, scale_bound: np.ndarray) -> np.ndarray:
+    """Table row of each scale q: the number of k with q > scale_bound[k] (spec §8.8)."""
+    return np.searchsorted(scale_bound.astype(np.int64), scales, side="left")
+
+
+def gaussian_params(params: np.ndarray, model) -> tuple:
+    """(table rows, means) of every latent from the 2M (or M) parameter channels (spec §8.8)."""
+    m = model.m
+    means = params[m : 2 * m] if model.architecture != "hyperprior" else np.zeros_like(params[:m])
+    return scale_index(params[:m], model.scale_bound), means
+
+
+def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
+    """y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
+    rows, means = gaussian_params(params, model)
+    check_length(data, rows.size, "y")
+    y_hat = rans.decode_values(data, rows.reshape(-1), model.y_table, name="y").reshape(rows.shape) + means
+    check_range(y_hat, "y", "8.8")
+    return y_hat
+
+
+def joint_params(y_hat: np.ndarray, params: np.ndarray, model, layers) -> np.ndarray:
+    """The encoder's view of spec §8.10: scales and means of every position at once.
+
+    The context convolution over the whole of ``y_hat`` (its masked taps are 0,
+    spec §6.4) and the 1x1 entropy-parameter layers over every position.
+    """
+    x = np.concatenate([layers.run_layers(y_hat, model.context)[-1], params])
+    return layers.run_layers(x, model.entropy_parameters)[-1]
+
+
+def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
+    """y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
+    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
+    check_length(data, m * lat_h * lat_w, "y")
+    table = model.y_table
+    cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
+    dec = RansDecoder(data, "y")
+    y_hat = np.zeros((m, lat_h, lat_w), np.int64)
+    for ly in range(lat_h):
+        for lx in range(lat_w):
+            v = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
+            for layer in model.entropy_parameters:
+                v = pointwise(v, layer)
+            rows = scale_index(v[:m], model.scale_bound)
+            for c in range(m):
+                r = int(rows[c])
+                value = dec.decode_value(cdf[r], cdf_length[r], offset[r]) + int(v[m + c])
+                if not ACT_MIN <= value <= ACT_MAX:
+                    raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
+                y_hat[c, ly, lx] = value
+    dec.finish()
+    return y_hat
+
