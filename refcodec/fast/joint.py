@@ -7,7 +7,9 @@ three 1x1 entropy-parameter layers (spec §5.7), the table selection (spec
 §8.8) and the rANS decoding of the M values there (spec §3), exactly as
 refcodec.latents.decode_joint does. Sums of products are float64: every
 partial sum is an integer of magnitude below 2^47 (spec §6.4), so they are
-exact in any order. Single-threaded, so the thread count cannot matter.
+exact in any order -- which is why the kernels may let the compiler reorder
+them (fastmath reassociation, for vectorised sums). Single-threaded, so the
+thread count cannot matter.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ OUT_OF_RANGE = 100  # kernel code: a decoded latent outside ACT_MIN..ACT_MAX
 _weights: dict = {}  # model_id -> kernel-ready weights
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _dense(v, w, b, s, leaky, out):
     """A 1x1 convolution at one position (spec §5.7), requantised (spec §5.6)."""
     for o in range(w.shape[0]):
@@ -36,7 +38,7 @@ def _dense(v, w, b, s, leaky, out):
         out[o] = activate_value(np.int64(acc), np.int64(s[o]), ACT_MIN, ACT_MAX, leaky)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
             bound, cdf, cdf_length, offset, y):
     """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans."""

@@ -11,8 +11,9 @@ rounding, clamping and square roots then run in int64 in Numba kernels.
 import numpy as np
 from numba import njit
 
-from ..layers import ACT_MAX, ACT_MIN, LEAKY_SHIFT, PIX_MAX, PIX_MIN, conv, conv_transpose
+from ..layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN
 
+TILE_BYTES = 1 << 24  # im2col block size
 RANGES = {"none": (ACT_MIN, ACT_MAX), "relu": (0, ACT_MAX), "leaky": (ACT_MIN, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}
 
 
@@ -26,13 +27,14 @@ def activate_value(a, s, lo, hi, leaky):
 
 
 @njit(cache=True, nogil=True)
-def _activate(acc, shift, lo, hi, leaky):
-    """activate_value over a (C, n) int64 array with a shift per channel."""
-    out = np.empty_like(acc)
+def _activate(acc, bias, shift, lo, hi, leaky):
+    """activate_value(acc + bias) over a (C, n) float64 array of exact integers; int64 result."""
+    out = np.empty(acc.shape, np.int64)
     for c in range(acc.shape[0]):
         s = np.int64(shift[c])
+        b = np.int64(bias[c])
         for i in range(acc.shape[1]):
-            out[c, i] = activate_value(acc[c, i], s, lo, hi, leaky)
+            out[c, i] = activate_value(np.int64(acc[c, i]) + b, s, lo, hi, leaky)
     return out
 
 
@@ -58,13 +60,82 @@ def _igdn_finish(x, t, shift):
     return out
 
 
+def _phase_taps(parity: int) -> list:
+    """(tap k, row offset into the input padded by 1) of the 5x5 stride-2 transposed convolution
+    for the output rows (or columns) of ``parity``: output 2a + parity takes input a + 1 - (k - parity) // 2."""
+    return [(k, (parity + 4 - k) // 2) for k in range(parity, KERNEL, 2)]
+
+
+def _gemm_rows(xp: np.ndarray, offsets: list, weights: np.ndarray, h: int, w: int, emit) -> None:
+    """For blocks of rows r0..r1 of an h x w output: im2col of ``xp`` at the (dy, dx) ``offsets``,
+    one matrix product with ``weights`` (Cout, len(offsets) * Cin), then ``emit(r0, r1, product)``."""
+    cin = xp.shape[0]
+    rows = max(1, TILE_BYTES // (8 * len(offsets) * cin * w))
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        cols = np.empty((len(offsets), cin, r1 - r0, w))
+        for t, (dy, dx) in enumerate(offsets):
+            cols[t] = xp[:, r0 + dy : r1 + dy, dx : dx + w]
+        emit(r0, r1, weights @ cols.reshape(-1, (r1 - r0) * w))
+
+
 def convolution(x: np.ndarray, layer: dict) -> np.ndarray:
-    """A convolution layer (spec §5.2 or §5.7) with its requantisation (§5.6)."""
-    transform = conv_transpose if layer["kind"] == "deconv" else conv
-    acc = transform(x.astype(np.float64), layer["weight"], layer["bias"]).astype(np.int64)
+    """A convolution layer (spec §5.2 or §5.7) with its requantisation (§5.6).
+
+    The transposed convolution runs as four stride-1 convolutions, one per parity of the
+    output row and column (3x3, 3x2, 2x3 and 2x2 taps), each an im2col matrix product --
+    or, with fewer outputs than inputs (the picture layer), as :func:`_scatter_deconv`.
+    """
+    if layer["kind"] == "deconv" and layer["weight"].shape[1] < layer["weight"].shape[0]:
+        return _scatter_deconv(x, layer)
+    _, h, w = x.shape
+    weight, bias, shift = layer["weight"], layer["bias"], layer["shift"]
     lo, hi = RANGES[layer["activation"]]
-    c = acc.shape[0]
-    return _activate(acc.reshape(c, -1), layer["shift"], lo, hi, layer["activation"] == "leaky").reshape(acc.shape)
+    leaky = layer["activation"] == "leaky"
+    deconv = layer["kind"] == "deconv"
+    cout = weight.shape[1] if deconv else weight.shape[0]
+    pad = 1 if deconv else weight.shape[2] // 2
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
+    scale = 2 if deconv else 1
+    out = np.empty((cout, scale * h, scale * w), np.int64)
+    phases = [(py, px) for py in (0, 1) for px in (0, 1)] if deconv else [(0, 0)]
+    for py, px in phases:
+        if deconv:
+            taps = [(ky, kx, dy, dx) for ky, dy in _phase_taps(py) for kx, dx in _phase_taps(px)]
+            mats = [weight[:, :, ky, kx].T for ky, kx, _, _ in taps]
+        else:
+            k = weight.shape[2]
+            taps = [(ky, kx, ky, kx) for ky in range(k) for kx in range(k)]
+            mats = [weight[:, :, ky, kx] for ky, kx, _, _ in taps]
+        weights = np.concatenate(mats, axis=1).astype(np.float64)
+
+        def emit(r0, r1, acc, py=py, px=px):
+            q = _activate(acc, bias, shift, lo, hi, leaky).reshape(cout, r1 - r0, w)
+            out[:, scale * r0 + py : scale * r1 : scale, px::scale] = q
+
+        _gemm_rows(xp, [(dy, dx) for _, _, dy, dx in taps], weights, h, w, emit)
+    return out
+
+
+def _scatter_deconv(x: np.ndarray, layer: dict) -> np.ndarray:
+    """The transposed convolution as one matrix product for all 25 taps, whose (Cout, H, W) results
+    are then added onto the stride-2 output grid, tap by tap (cheap when Cout is small)."""
+    cin, h, w = x.shape
+    weight = layer["weight"]
+    cout = weight.shape[1]
+    taps = weight.transpose(2, 3, 1, 0).reshape(KERNEL * KERNEL * cout, cin).astype(np.float64)
+    acc = np.zeros((cout, 2 * h + 2 * PAD, 2 * w + 2 * PAD))
+    rows = max(1, TILE_BYTES // (8 * KERNEL * KERNEL * cout * w))
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        product = (taps @ x[:, r0:r1].reshape(cin, -1).astype(np.float64)).reshape(KERNEL, KERNEL, cout, r1 - r0, w)
+        for ky in range(KERNEL):
+            for kx in range(KERNEL):
+                acc[:, 2 * r0 + ky : 2 * r1 + ky : 2, kx : kx + 2 * w : 2] += product[ky, kx]
+    acc = np.ascontiguousarray(acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w]).reshape(cout, -1)
+    lo, hi = RANGES[layer["activation"]]
+    return _activate(acc, layer["bias"], layer["shift"], lo, hi, layer["activation"] == "leaky").reshape(
+        cout, 2 * h, 2 * w)
 
 
 def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
