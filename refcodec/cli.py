@@ -1,4 +1,4 @@
-"""The ``refcodec`` command line: encode, decode, info, demo, conform.
+"""The ``refcodec`` command line: encode, decode, info, models, demo, conform.
 
 Errors (spec §2.6 StreamError and ModelError, and the encoder's InputError)
 become one line on stderr and exit status 1; an output file is written
@@ -18,7 +18,7 @@ from . import conform, decoder, encoder
 from .bitstream import parse_stream
 from .errors import RefcodecError
 from .image import png_bytes, psnr, to_rgb_array, write_atomic
-from .model import ARCHITECTURES, DEFAULT_MODEL, find_model
+from .model import ARCHITECTURES, DEFAULT_MODEL, find_model, kodak_figures, shipped_models
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
 
@@ -53,8 +53,19 @@ def cmd_info(args) -> None:
     except RefcodecError:
         print("model         not available")
     print(f"size          {h.width}x{h.height} (latent {lat_w}x{lat_h})")
+    if h.z_data is not None:
+        z_h, z_w = h.hyper_shape
+        print(f"z stream      {len(h.z_data)} bytes (hyper-latent {z_w}x{z_h})")
     print(f"y stream      {len(h.y_data)} bytes\ntotal         {len(data)} bytes, "
           f"{8 * len(data) / (h.width * h.height):.4f} bpp")
+
+
+def cmd_models(args) -> None:
+    """One line per shipped model: name, architecture, channels, Kodak figures (refcodec/models/kodak.json)."""
+    for name, m in shipped_models().items():
+        figures = kodak_figures(m)
+        rd = f"{figures['bpp']:.4f} bpp {figures['psnr']:.2f} dB on Kodak" if figures else "not measured on Kodak"
+        print(f"{name:<12} {m.architecture:<11} N={m.n} M={m.m}  {rd}")
 
 
 def cmd_demo(args) -> None:
@@ -74,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="image (PNG, JPEG, ...) -> refcodec stream")
     e.add_argument("input")
     e.add_argument("output")
-    e.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or model file path")
+    e.add_argument("--model", default=DEFAULT_MODEL,
+                   help="shipped model name (see 'refcodec models') or model file path")
     d = sub.add_parser("decode", help="refcodec stream -> PNG (or raw RGB for .rgb/.raw)")
     d.add_argument("input")
     d.add_argument("output")
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     for p in (d, i):
         p.add_argument("--model-file", action="append", default=[], help="model file to look in (repeatable)")
+    sub.add_parser("models", help="list the shipped models")
     m = sub.add_parser("demo", help="encode and decode the sample photo shipped in the package")
     m.add_argument("--model", default=DEFAULT_MODEL)
     conform.add_arguments(sub.add_parser("conform", help="run a decoder on the conformance vectors"))
@@ -95,7 +108,8 @@ def main(argv=None) -> int:
     if args.command == "conform":
         return conform.run(args)
     try:
-        {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "demo": cmd_demo}[args.command](args)
+        {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "models": cmd_models,
+         "demo": cmd_demo}[args.command](args)
     except RefcodecError as e:
         print(f"refcodec: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

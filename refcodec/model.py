@@ -293,6 +293,7 @@ def save_safetensors(tensors: dict, metadata: dict) -> bytes:
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "factorized"
+KODAK_FIGURES = "kodak.json"  # model_id (hex) -> {"name", "bpp", "psnr"}, written by benchmarks/rd_kodak.py
 
 
 def shipped_model_paths() -> dict:
@@ -331,6 +332,21 @@ def model_by_name(name: str) -> Model:
     if name not in paths:
         raise ModelError(f"no shipped model named {name!r} (have: {', '.join(paths) or 'none'})", "6.5")
     return model_from_file(paths[name])
+
+
+def shipped_models() -> dict:
+    """name -> Model of every shipped model."""
+    return {name: model_from_file(path) for name, path in shipped_model_paths().items()}
+
+
+def kodak_figures(model: Model) -> dict | None:
+    """{"bpp", "psnr"}: the model's mean on the 24 Kodak images, as benchmarks/rd_kodak.py measured it
+    and recorded in refcodec/models/kodak.json -- only if recorded for this very model (its identity)."""
+    try:
+        entry = json.loads((MODELS_DIR / KODAK_FIGURES).read_text(encoding="utf-8")).get(model.model_id.hex())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) and {"bpp", "psnr"} <= set(entry) else None
 
 
 def find_model(model_id: bytes, model_files=()) -> Model:

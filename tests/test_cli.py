@@ -40,6 +40,32 @@ def test_encode_decode_info(tmp_path):
     assert raw.read_bytes() == np.asarray(Image.open(png)).tobytes()
 
 
+def test_models_lists_every_shipped_model():
+    from refcodec.model import shipped_model_paths
+
+    code, out, _ = run("models")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == len(shipped_model_paths()) >= 1
+    for line in lines:
+        name, arch, n, m = line.split()[:4]
+        assert arch in ("factorized", "hyperprior", "mean-scale", "joint") and n.startswith("N=") and m.startswith("M=")
+        assert "on Kodak" in line
+
+
+def test_info_of_a_hyperprior_stream(tmp_path):
+    from refcodec.encoder import encode_latents
+    from refcodec.model import load_model
+    from refcodec.testing import random_model
+
+    data = random_model(np.random.default_rng(2), 2, 3, architecture="joint")
+    model_file, stream = tmp_path / "m.safetensors", tmp_path / "s.rcdc"
+    model_file.write_bytes(data)
+    stream.write_bytes(encode_latents(np.zeros((3, 3, 5), np.int64), load_model(data), 70, 40,
+                                      z_hat=np.zeros((2, 1, 2), np.int64)))
+    code, out, _ = run("info", "--model-file", model_file, stream)
+    assert code == 0 and "3 (joint)" in out and "z stream" in out and "hyper-latent 2x1" in out and "N=2 M=3" in out
+
+
 def test_demo():
     code, out, _ = run("demo")
     assert code == 0 and "bpp" in out and "bit-exactly" in out
