@@ -11,11 +11,12 @@ from refcodec.model import load_model, model_by_name, parse_safetensors, save_sa
 from refcodec.testing import random_model
 
 GOOD = random_model(np.random.default_rng(3), 3, 2)
+GOOD_JOINT = random_model(np.random.default_rng(4), 3, 2, architecture="joint", levels=4)
 
 
-def _rebuild(mutate):
-    """Re-serialise GOOD after ``mutate(tensors, metadata)`` edits its content."""
-    meta, tensors = parse_safetensors(GOOD)
+def _rebuild(mutate, base=GOOD):
+    """Re-serialise ``base`` after ``mutate(tensors, metadata)`` edits its content."""
+    meta, tensors = parse_safetensors(base)
     tensors = {k: np.array(v) for k, v in tensors.items()}
     mutate(tensors, meta)
     return save_safetensors(tensors, meta)
@@ -64,7 +65,8 @@ def _meta(key, value):
 BAD_CONTENT = {
     "wrong format": _meta("format", "other"),
     "wrong format_version": _meta("format_version", "2"),
-    "unknown architecture": _meta("architecture", "joint"),
+    "unknown architecture": _meta("architecture", "joint-2"),
+    "factorized tensors, joint architecture": _meta("architecture", "joint"),
     "missing N": _meta("N", None),
     "N not digits": _meta("N", "3.0"),
     "N too large": _meta("N", "513"),
@@ -90,6 +92,49 @@ BAD_CONTENT = {
 @pytest.mark.parametrize("name", sorted(BAD_CONTENT))
 def test_bad_content_is_rejected(name, spec):
     data = _rebuild(BAD_CONTENT[name])
+    with pytest.raises(ModelError) as e:
+        load_model(data)
+    with pytest.raises(spec["ConformanceError"]) as s:
+        spec["LoadModel"](data)
+    assert s.value.error_class == "ModelError"
+    assert e.value.clause.split(".")[0] in ("4", "6")
+
+
+BAD_HYPER = {
+    "context tap at the centre": _set("context.0.weight", lambda v: np.where(
+        (np.arange(5)[:, None] == 2) & (np.arange(5)[None, :] == 2), 1, v).astype(np.int16)),
+    "context tap below": _set("context.0.weight", lambda v: np.where(np.arange(5)[:, None] == 4, 1, v).astype(np.int16)),
+    "scale_bound not increasing": _set("entropy.y.scale_bound", lambda v: v[::-1].copy()),
+    "scale_bound repeated": _set("entropy.y.scale_bound", lambda v: np.full_like(v, 7)),
+    "scale_bound wrong length": _set("entropy.y.scale_bound", lambda v: np.append(v, v[-1] + 1).astype(np.int32)),
+    "missing scale_bound": lambda t, m: t.pop("entropy.y.scale_bound"),
+    "missing z table": lambda t, m: t.pop("entropy.z.cdf"),
+    "z table rows": _set("entropy.z.offset", lambda v: v[:2].copy()),
+    "too many scale levels": lambda t, m: t.update({
+        "entropy.y.cdf": np.tile(t["entropy.y.cdf"][:1], (257, 1)),
+        "entropy.y.cdf_length": np.tile(t["entropy.y.cdf_length"][:1], 257),
+        "entropy.y.offset": np.tile(t["entropy.y.offset"][:1], 257),
+        "entropy.y.scale_bound": np.arange(256, dtype=np.int32)}),
+    "missing entropy_parameters": lambda t, m: t.pop("entropy_parameters.1.weight"),
+    "hyper_synthesis accumulator bound": _set("hyper_synthesis.2.bias", lambda v: np.full_like(v, 1 << 47)),
+    "entropy_parameters shift": _set("entropy_parameters.0.shift", lambda v: np.full_like(v, 48)),
+    "context weight layout": _set("context.0.weight", lambda v: np.ascontiguousarray(v.transpose(1, 0, 2, 3))),
+    "hyper conv kernel size": _set("hyper_synthesis.2.weight", lambda v: np.zeros(v.shape[:2] + (5, 5), np.int16)),
+    "joint tensors, mean-scale architecture": _meta("architecture", "mean-scale"),
+}
+
+
+def test_good_joint_model_loads(spec):
+    m = load_model(GOOD_JOINT)
+    assert (m.architecture, m.code, len(m.hyper_synthesis), len(m.context), len(m.entropy_parameters)) == (
+        "joint", 3, 3, 1, 3)
+    assert m.y_table.rows == 4 and m.z_table.rows == 3 and m.scale_bound.shape == (3,)
+    assert spec["LoadModel"](GOOD_JOINT)["architecture"] == 3
+
+
+@pytest.mark.parametrize("name", sorted(BAD_HYPER))
+def test_bad_hyperprior_content_is_rejected(name, spec):
+    data = _rebuild(BAD_HYPER[name], GOOD_JOINT)
     with pytest.raises(ModelError) as e:
         load_model(data)
     with pytest.raises(spec["ConformanceError"]) as s:
