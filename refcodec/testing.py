@@ -59,14 +59,6 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
     with random strictly increasing ``scale_bound`` values.
     """
     tensors = {}
-    for group, plan in layer_plan(architecture, n, m).items():
-        for k, (kind, cin, cout, size, _) in enumerate(plan):
-            label = f"{group}.{k}"
-            if kind == "igdn":
-                tensors.update(_igdn_tensors(rng, label, cout, stress))
-            else:
-                tensors.update(_conv_tensors(rng, label, kind, cin, cout, size, stress,
-                                             last=group == "synthesis" and k == len(plan) - 1))
     if architecture == "factorized":
         tensors.update(_table_tensors(rng, "entropy.y", m))
     else:
@@ -75,6 +67,14 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
         tensors.update(_table_tensors(rng, "entropy.y", levels))
         bound = np.sort(rng.choice(np.arange(-40000, 40000), size=levels - 1, replace=False))
         tensors["entropy.y.scale_bound"] = bound.astype(np.int32)
+    for group, plan in layer_plan(architecture, n, m).items():
+        for k, (kind, cin, cout, size, _) in enumerate(plan):
+            label = f"{group}.{k}"
+            if kind == "igdn":
+                tensors.update(_igdn_tensors(rng, label, cout, stress))
+            else:
+                tensors.update(_conv_tensors(rng, label, kind, cin, cout, size, stress,
+                                             last=group == "synthesis" and k == len(plan) - 1))
     meta = {"format": "refcodec", "format_version": "1", "architecture": architecture,
             "N": str(n), "M": str(m), "name": name}
     return save_safetensors(tensors, meta)
