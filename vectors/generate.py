@@ -1,6 +1,6 @@
 """Generate the golden vectors in vectors/ (run by hand; tests only verify).
 
-    python vectors/generate.py [--model refcodec/models/factorized.safetensors]
+    python vectors/generate.py [--models refcodec/models]
 
 Each vector is a folder with the stream, the expected decoded picture as PNG,
 and manifest.json (description, size, model identity, the spec clauses it
@@ -25,8 +25,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from refcodec import decode, encode  # noqa: E402
+from refcodec import decode, encode, encoder, rans  # noqa: E402
 from refcodec.bitstream import HEADER_BYTES  # noqa: E402
+from refcodec.decoder import stage_bytes, stages  # noqa: E402
 from refcodec.encoder import encode_latents  # noqa: E402
 from refcodec.errors import RefcodecError  # noqa: E402
 from refcodec.image import png_bytes  # noqa: E402
@@ -40,28 +41,73 @@ def smooth_image(seed: int, w: int, h: int) -> np.ndarray:
     return np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
 
 
+ARCHITECTURES = ("factorized", "hyperprior", "mean-scale", "joint")
+CLAUSES = {"factorized": ["8.3"], "hyperprior": ["8.3", "8.7", "8.8", "8.9", "5.6", "5.7"],
+           "mean-scale": ["8.3", "8.7", "8.8", "8.9", "5.6", "5.7"],
+           "joint": ["8.3", "8.7", "8.8", "8.10", "5.6", "5.7", "5.8"]}
+
+
+def hyper_shape(model, lat: tuple) -> tuple:
+    return (model.n, (lat[0] + 3) // 4, (lat[1] + 3) // 4)
+
+
+def extreme_latents(model, lat: tuple, seed: int) -> tuple:
+    """(y, z) far outside every table: multi-nibble escapes and the s16 extremes, in y and (hyperprior family) z."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(-3, 4, size=(model.m, *lat))
+    y[0, 0, 0], y[1 % model.m, 0, 1], y[2 % model.m, 1, 2] = 32767, -32768, 1000
+    y[3 % model.m] = rng.integers(-200, 200, size=lat)
+    if model.architecture == "factorized":
+        return y, None
+    z = rng.integers(-3, 4, size=hyper_shape(model, lat))
+    z[0, 0, 0], z[1 % model.n, 0, -1] = 32767, -32768
+    return y, z
+
+
 def vectors(model_path: Path):
-    """(name, description, clauses, stream) for every vector."""
+    """(name, description, clauses, stream) for every vector of one model (a shipped model)."""
     model = load_model(model_path.read_bytes())
+    arch = model.architecture
+    prefix = "" if arch == "factorized" else f"{arch}-"  # the factorized names of edition 1 stay as they were
+    common = CLAUSES[arch]
     sample = ROOT.parent / "refcodec" / "data" / "sample.png"
-    yield ("photo-200x200", "The package's sample photo: a natural image through the whole pipeline.",
-           ["7.1", "8.2", "8.3", "8.4", "8.5", "3.3", "5.2", "5.3", "5.4", "5.5"], encode(sample, model=model))
-    yield ("size-1x1", "A 1x1 picture: one latent position, 15 of 16 rows and columns cropped.",
-           ["8.2", "8.5"], encode(smooth_image(1, 1, 1), model=model))
-    yield ("size-33x17", "Odd size one above a multiple of the stride (33 = 2*16 + 1) by 17.",
-           ["8.2", "8.5"], encode(smooth_image(2, 33, 17), model=model))
-    yield ("size-1x40", "A single column, 40 rows.", ["8.2", "8.5"], encode(smooth_image(3, 1, 40), model=model))
-    zeros = np.zeros((model.m, 2, 2), dtype=np.int64)
-    yield ("latents-zero", "All latents zero (32x32): the model's bias response only.",
-           ["8.3", "8.4"], encode_latents(zeros, model, 32, 32))
-    rng = np.random.default_rng(4)
-    y = rng.integers(-3, 4, size=(model.m, 2, 3))
-    y[0, 0, 0], y[1, 0, 1], y[2, 1, 2] = 32767, -32768, 1000
-    y[3] = rng.integers(-200, 200, size=(2, 3))
-    yield ("latents-escapes", "Latents far outside every table: escapes with 3 and 4 raw nibbles, "
-           "the extreme values -32768 and 32767, hidden activations clamped at the s16 limits, "
-           "pixels clamped at 0 and 255.",
-           ["3.4", "3.5", "8.3", "5.3", "5.5"], encode_latents(y, model, 40, 30))
+    yield (f"{prefix}photo-200x200", f"The package's sample photo through the whole {arch} pipeline.",
+           sorted({"7.1", "8.2", "8.4", "8.5", "3.3", "5.2", "5.3", "5.4", "5.5", *common}),
+           encode(sample, model=model))
+    yield (f"{prefix}size-1x1", "A 1x1 picture: one latent position, 15 of 16 rows and columns cropped.",
+           ["8.2", "8.5", *common], encode(smooth_image(1, 1, 1), model=model))
+    if arch == "factorized":
+        yield ("size-33x17", "Odd size one above a multiple of the stride (33 = 2*16 + 1) by 17.",
+               ["8.2", "8.5"], encode(smooth_image(2, 33, 17), model=model))
+        yield "size-1x40", "A single column, 40 rows.", ["8.2", "8.5"], encode(smooth_image(3, 1, 40), model=model)
+    else:
+        yield (f"{prefix}size-65x17", "Width one above a multiple of 64: 5 latent columns, 2 hyper-latent columns "
+               "whose hyper-synthesis output (8 columns) is cropped to 5.", ["8.2", "8.5", "8.7", *common],
+               encode(smooth_image(2, 65, 17), model=model))
+        yield (f"{prefix}size-40x1", "A single row, 40 columns.", ["8.2", "8.5", *common],
+               encode(smooth_image(3, 40, 1), model=model))
+    zero_z = None if arch == "factorized" else np.zeros(hyper_shape(model, (2, 2)), np.int64)
+    yield (f"{prefix}latents-zero", "All latents (and hyper-latents) zero (32x32): the model's bias response only.",
+           ["8.4", *common], encode_latents(np.zeros((model.m, 2, 2), np.int64), model, 32, 32, z_hat=zero_z))
+    y, z = extreme_latents(model, (2, 3), 4)
+    yield (f"{prefix}latents-escapes", "Latents far outside every table: escapes with 3 and 4 raw nibbles, "
+           "the extreme values -32768 and 32767 (in z too, driving the hyper-synthesis to its limits), hidden "
+           "activations clamped at the s16 limits, pixels clamped at 0 and 255.",
+           ["3.4", "3.5", "5.3", "5.5", *common], encode_latents(y, model, 40, 30, z_hat=z))
+
+
+def stress_vectors():
+    """(name, description, clauses, stream, model bytes): valid models with every weight, bias and shift at
+    the limits of spec §6.4 (refcodec.testing.random_model stress=True), one per architecture."""
+    for k, arch in enumerate(ARCHITECTURES):
+        data = random_model(np.random.default_rng(20 + k), 2, 3, stress=True, name=f"stress-{arch}",
+                            architecture=arch, levels=None if arch == "factorized" else 6)
+        model = load_model(data)
+        y, z = extreme_latents(model, (3, 5), 30 + k)
+        yield (f"stress-{arch}", f"A {arch} model (N=2, M=3) whose accumulators can reach the 48-bit bound and "
+               "whose IGDN norms can reach 2^53 - 1 (spec §6.4), with extreme latents: outputs clamp at every "
+               "limit, table selection at its first and last rows.", ["6.4", "5.2", "5.4", "5.6", *CLAUSES[arch]],
+               encode_latents(y, model, 70, 40, z_hat=z), data)
 
 
 def _patch(stream: bytes, pos: int, value: bytes) -> bytes:
@@ -82,14 +128,18 @@ def _broken_model(valid: bytes, edit) -> bytes:
 
 
 def negative_vectors(model_path: Path):
-    """(name, description, clauses, stream, error class, model bytes or None for the suite's model)."""
+    """(name, description, clauses, stream, error class, model bytes or None for the suite's factorized model)."""
     model = load_model(model_path.read_bytes())
     good = encode(smooth_image(5, 40, 24), model=model)
     y = good[HEADER_BYTES:]
     yield "neg-bad-magic", "Magic 'RIFF' instead of 'RCDC'.", ["7.2"], _patch(good, 0, b"RIFF"), "StreamError", None
     yield "neg-version-2", "Stream version 2.", ["7.2"], _patch(good, 4, b"\x02"), "StreamError", None
-    yield ("neg-architecture-1", "Architecture code 1 (hyperprior), reserved in version 1.", ["7.2"],
-           _patch(good, 5, b"\x01"), "StreamError", None)
+    yield ("neg-architecture-4", "Architecture code 4, reserved.", ["7.2"], _patch(good, 5, b"\x04"),
+           "StreamError", None)
+    empty = (1 << 31).to_bytes(8, "little")  # a valid sub-stream of no values (spec §3.8)
+    yield ("neg-architecture-mismatch", "A stream of architecture 1 (with a z sub-stream) that names the "
+           "factorized model.", ["8.1"], good[:5] + b"\x01" + good[6:42] + len(empty).to_bytes(4, "little") + empty
+           + good[42:], "StreamError", None)
     yield "neg-width-0", "Width 0.", ["7.3"], _patch(good, 38, b"\x00\x00"), "StreamError", None
     yield ("neg-height-4097", "Height one above MAX_DIMENSION.", ["7.3"],
            _patch(good, 40, (4097).to_bytes(2, "little")), "StreamError", None)
@@ -124,15 +174,52 @@ def negative_vectors(model_path: Path):
         yield name, description, [clause], stream, "ModelError", broken
 
 
+def _hyper_parts(stream: bytes) -> tuple:
+    z_length = int.from_bytes(stream[42:46], "little")
+    return stream[:42], stream[46:46 + z_length], stream[50 + z_length:]
+
+
+def _hyper_join(head: bytes, z: bytes, y: bytes) -> bytes:
+    return head + len(z).to_bytes(4, "little") + z + len(y).to_bytes(4, "little") + y
+
+
+def hyper_negative_vectors():
+    """Negative vectors of the hyperprior syntax, with a small joint model (stored in the suite)."""
+    data = random_model(np.random.default_rng(40), 2, 3, name="small-joint", architecture="joint", levels=4)
+    model = load_model(data)
+    y, z = extreme_latents(model, (2, 3), 41)
+    good = encode_latents(y, model, 40, 20, z_hat=z)
+    head, zd, yd = _hyper_parts(good)
+    yield "neg-z-truncated", "The z sub-stream loses its last word: it ends early.", ["3.3"], \
+        _hyper_join(head, zd[:-4], yd), "StreamError", data
+    yield "neg-z-left-over", "A word after the last symbol of the z sub-stream.", ["3.6"], \
+        _hyper_join(head, zd + bytes(4), yd), "StreamError", data
+    yield "neg-z-length-past-end", "z_length runs past the end of the stream.", ["7.2"], \
+        head + (len(zd) + len(yd) + 9).to_bytes(4, "little") + zd, "StreamError", data
+    yield "neg-joint-y-truncated", "The joint y sub-stream loses its last word: it ends early.", ["3.3", "8.10"], \
+        _hyper_join(head, zd, yd[:-4]), "StreamError", data
+    values, rows = encoder.y_symbols(y, model, z, "reference")
+    values = values.copy()
+    values[1] = 32767 + 40000  # latent 1 (channel 1 of the first position) = value + mean: beyond s16
+    yield ("neg-mean-out-of-range", "A y value whose latent (value + predicted mean) lies outside the s16 range.",
+           ["8.8"], _hyper_join(head, zd, rans.encode_values(values, rows, model.y_table)), "StreamError", data)
+    for name, description, edit in [
+        ("neg-model-context-mask", "A joint model whose context convolution has a non-zero centre tap.",
+         lambda t: t["context.0.weight"].__setitem__((0, 0, 2, 2), 1)),
+        ("neg-model-scale-bound", "A joint model whose scale_bound is not strictly increasing.",
+         lambda t: t["entropy.y.scale_bound"].__setitem__(slice(None), 5)),
+    ]:
+        broken = _broken_model(data, edit)
+        yield name, description, ["6.4"], _patch(good, 6, hashlib.sha256(broken).digest()), "ModelError", broken
+
+
 def write_negative(index: list, model_file: Path) -> None:
-    for name, description, clauses, stream, error, broken in negative_vectors(model_file):
+    for name, description, clauses, stream, error, broken in [*negative_vectors(model_file),
+                                                                *hyper_negative_vectors()]:
         folder = ROOT / name
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
-        model = model_file
-        if broken is not None:
-            model = ROOT / "models" / f"{hashlib.sha256(broken).hexdigest()}.safetensors"
-            model.write_bytes(broken)
+        model = model_file if broken is None else store_model(broken)
         for impl in ("reference", "fast"):
             try:
                 decode(stream, [model], impl=impl)
@@ -148,35 +235,52 @@ def write_negative(index: list, model_file: Path) -> None:
         print(f"{name}: {error}")
 
 
+def write_vector(index: list, name: str, description: str, clauses: list, stream: bytes, model_file: Path) -> None:
+    """A positive vector: decoded by both decoders (which must agree), stored with its manifest."""
+    folder = ROOT / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    pixels = decode(stream, [model_file], impl="reference")
+    assert np.array_equal(pixels, decode(stream, [model_file], impl="fast")), name
+    model = load_model(model_file.read_bytes())
+    (folder / "stream.rcdc").write_bytes(stream)
+    (folder / "expected.png").write_bytes(png_bytes(pixels))
+    manifest = {"name": name, "description": description, "architecture": model.architecture,
+                "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
+                "model": f"models/{model_file.name}", "model_id": model.model_id.hex(), "clauses": sorted(set(clauses)),
+                "stream_sha256": hashlib.sha256(stream).hexdigest(),
+                "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+                "stages": [{"name": stage, "shape": list(array.shape),
+                            "sha256": hashlib.sha256(stage_bytes(array)).hexdigest()}
+                           for stage, array in stages(stream, [model_file]).items()]}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    index.append({"name": name, "manifest": f"{name}/manifest.json"})
+    print(f"{name}: {len(stream)} bytes, {pixels.shape[1]}x{pixels.shape[0]}")
+
+
+def store_model(data: bytes) -> Path:
+    path = ROOT / "models" / f"{hashlib.sha256(data).hexdigest()}.safetensors"
+    path.write_bytes(data)
+    return path
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=ROOT.parent / "refcodec" / "models" / "factorized.safetensors")
+    ap.add_argument("--models", type=Path, default=ROOT.parent / "refcodec" / "models",
+                    help="folder of the shipped models (ARCH.safetensors for each architecture)")
     args = ap.parse_args(argv)
-    data = args.model.read_bytes()
-    model_id = hashlib.sha256(data).hexdigest()
     models = ROOT / "models"
     shutil.rmtree(models, ignore_errors=True)
     models.mkdir()
-    model_file = models / f"{model_id}.safetensors"
-    model_file.write_bytes(data)
     index = []
-    for name, description, clauses, stream in vectors(model_file):
-        folder = ROOT / name
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir()
-        pixels = decode(stream, [model_file], impl="reference")
-        assert np.array_equal(pixels, decode(stream, [model_file], impl="fast"))
-        (folder / "stream.rcdc").write_bytes(stream)
-        (folder / "expected.png").write_bytes(png_bytes(pixels))
-        manifest = {"name": name, "description": description, "architecture": "factorized",
-                    "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
-                    "model": f"models/{model_file.name}", "model_id": model_id, "clauses": clauses,
-                    "stream_sha256": hashlib.sha256(stream).hexdigest(),
-                    "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest()}
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        index.append({"name": name, "manifest": f"{name}/manifest.json"})
-        print(f"{name}: {len(stream)} bytes, {pixels.shape[1]}x{pixels.shape[0]}")
-    write_negative(index, model_file)
+    files = {arch: store_model((args.models / f"{arch}.safetensors").read_bytes()) for arch in ARCHITECTURES
+             if (args.models / f"{arch}.safetensors").exists()}
+    for arch, model_file in files.items():
+        for name, description, clauses, stream in vectors(model_file):
+            write_vector(index, name, description, clauses, stream, model_file)
+    for name, description, clauses, stream, data in stress_vectors():
+        write_vector(index, name, description, clauses, stream, store_model(data))
+    write_negative(index, files["factorized"])
     (ROOT / "index.json").write_text(json.dumps({"suite": "refcodec golden vectors", "version": 1,
                                                  "vectors": index}, indent=2) + "\n")
 
