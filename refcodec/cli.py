@@ -33,12 +33,23 @@ def cmd_encode(args) -> None:
 
 
 def cmd_decode(args) -> None:
-    pixels = decoder.decode(Path(args.input).read_bytes(), model_files=args.model_file, impl=args.impl)
+    data = Path(args.input).read_bytes()
+    pixels = decoder.decode(data, model_files=args.model_file, impl=args.impl)
+    if args.dump_stages:
+        dump_stages(data, args)
     out = Path(args.output)
     if out.suffix.lower() in (".rgb", ".raw"):
         write_atomic(out, pixels.tobytes())
     else:
         write_atomic(out, png_bytes(pixels))
+
+
+def dump_stages(data: bytes, args) -> None:
+    """Write every intermediate stage as DIR/<stage>.i32 (spec §9.4)."""
+    folder = Path(args.dump_stages)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in decoder.stages(data, args.model_file, args.impl).items():
+        write_atomic(folder / f"{name}.i32", decoder.stage_bytes(array))
 
 
 def cmd_info(args) -> None:
@@ -90,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", help="refcodec stream -> PNG (or raw RGB for .rgb/.raw)")
     d.add_argument("input")
     d.add_argument("output")
+    d.add_argument("--dump-stages", metavar="DIR",
+                   help="also write every intermediate stage to DIR as <stage>.i32 (spec §9.4)")
     for p in (e, d):
         p.add_argument("--impl", choices=decoder.IMPLS, default="fast")
     i = sub.add_parser("info", help="print a stream's header fields and sizes")

@@ -60,6 +60,38 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
     return {"z_hat": z_hat, "params": params, "y_hat": y_hat}
 
 
+def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
+    """Every intermediate stage of spec §9.4, in decoding order: name -> int64 array (C, H, W).
+
+    z_hat, hyper_synthesis, table_index, mean (not for factorized; mean only with means),
+    y_hat, synthesis.0 .. synthesis.6 (the last before cropping). For joint, the table rows
+    and means are those of §8.10 step 4, computed here from the decoded y_hat at once (§5.8).
+    """
+    header = parse_stream(bytes(data))
+    model = find_model(header.model_id, model_files)
+    check_architecture(header, model)
+    decoded = decode_y(header, model, impl)
+    layer_impl = kernels(impl)[1]
+    out = {}
+    if model.architecture != "factorized":
+        params = decoded["params"]
+        if model.architecture == "joint":
+            params = latents.joint_params(decoded["y_hat"], params, model, layer_impl)
+        rows, means = latents.gaussian_params(params, model)
+        out.update({"z_hat": decoded["z_hat"], "hyper_synthesis": decoded["params"], "table_index": rows})
+        if model.architecture != "hyperprior":
+            out["mean"] = means
+    out["y_hat"] = decoded["y_hat"]
+    for k, x in enumerate(layer_impl.run_layers(decoded["y_hat"], model.synthesis)):
+        out[f"synthesis.{k}"] = x
+    return out
+
+
+def stage_bytes(array: np.ndarray) -> bytes:
+    """A stage as spec §9.4 stores it: little-endian s32, row-major."""
+    return np.ascontiguousarray(array, dtype="<i4").tobytes()
+
+
 def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
     """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
     out = kernels(impl)[1].run_layers(y_hat, model.synthesis)[-1]
