@@ -90,3 +90,88 @@ def test_float_params_from_a_training_checkpoint():
     assert np.allclose(p["analysis.1.beta"], 4.0 - export.PEDESTAL)
     assert np.allclose(p["synthesis.3.gamma"], 0.0, atol=1e-9)  # clamped at the lower bound
     assert p["synthesis.6.weight"].shape == (4, 3, 5, 5) and "density.quantiles" in p
+
+
+@pytest.fixture(scope="module", params=["hyperprior", "mean-scale", "joint"])
+def exported_hyper(request, tmp_path_factory):
+    rng = np.random.default_rng(12)
+    p = random_float_params(rng, 6, 5, request.param)
+    data = export.export(p, [_smooth(1, 48, 40), _smooth(2, 72, 56)], "test", None, request.param)
+    path = tmp_path_factory.mktemp("export") / "m.safetensors"
+    path.write_bytes(data)
+    return p, path, load_model(data)
+
+
+def test_exported_hyperprior_models_round_trip(exported_hyper):
+    p, path, model = exported_hyper
+    assert model.metadata["architecture"] == model.architecture and model.y_table.rows == export.SCALE_LEVELS
+    assert np.all(np.diff(model.scale_bound.astype(np.int64)) > 0)
+    for name in ("hyper_analysis.0.weight", "hyper_analysis.2.bias"):
+        assert np.allclose(model.encoder[name], p[name], rtol=1e-3, atol=1e-4)
+    img = _smooth(4, 70, 45)
+    stream, recon = encode(img, model=model, return_reconstruction=True)
+    assert np.array_equal(decode(stream, [path]), recon)
+    assert np.array_equal(decode(stream, [path], impl="reference"), recon)
+
+
+def test_integer_hyper_synthesis_tracks_the_float_one(exported_hyper):
+    """Scales come out in units of 2^-8 and means in units of 1 (Annex A.1.5): the integer outputs
+    of the hyper-synthesis (or entropy parameters) follow the float network's."""
+    from refcodec import latents, layers
+    from refcodec.encoder import analyse_all
+    from refcodec.model import layer_plan
+
+    p, _, model = exported_hyper
+    y_hat, z_hat = analyse_all(_smooth(1, 48, 40), model)
+    plan = layer_plan(model.architecture, model.n, model.m)
+    f = floatnet.run(z_hat.astype(np.float64), p, "hyper_synthesis", plan["hyper_synthesis"])[:, :y_hat.shape[1],
+                                                                                             :y_hat.shape[2]]
+    q = latents.hyper_params(z_hat, model, *y_hat.shape[1:], layers)
+    if model.architecture == "joint":
+        ctx = floatnet.run(y_hat.astype(np.float64), p, "context", plan["context"])
+        f = floatnet.run(np.concatenate([ctx, f]), p, "entropy_parameters", plan["entropy_parameters"])
+        q = latents.joint_params(y_hat, q, model, layers)
+    m = model.m
+    scales = np.maximum(f[:m], 0) if model.architecture == "hyperprior" else f[:m]
+    unit = 2.0 ** export.SCALE_BITS
+    assert np.abs(np.clip(scales * unit, -32768, 32767) - q[:m]).max() <= 0.01 * np.abs(scales * unit).max() + 2
+    if model.architecture != "hyperprior":
+        assert np.abs(f[m:] - q[m:]).max() <= 0.01 * np.abs(f[m:]).max() + 1
+
+
+def test_gaussian_tables():
+    """Annex A.2.3: row r is the unit-binned zero-mean Gaussian of scale r, centred, widening with r."""
+    scales = export.gaussian_scales()
+    table = export.gaussian_tables(scales)
+    bounds = export.scale_bounds(scales)
+    assert table.rows == len(scales) == len(bounds) + 1 and np.all(np.diff(bounds.astype(np.int64)) > 0)
+    assert np.all(np.diff(table.cdf_length) >= 0) and np.all(table.offset == -(table.cdf_length - 3) // 2)
+    for r in (0, 31, 63):
+        freqs = np.diff(table.cdf[r, : table.cdf_length[r]])[:-1]  # without the escape
+        assert np.argmax(freqs) == -table.offset[r] and np.abs(freqs - freqs[::-1]).max() <= 8  # zero bins get 1
+
+
+def test_float_params_of_the_hyperprior_architectures():
+    """refcodec.train names: h_a/h_s/entropy_parameters as nn.Sequential (layers at 0, 2, 4), the masked context."""
+    rng = np.random.default_rng(1)
+    t = {}
+    for side in ("g_a", "g_s"):
+        for j in range(4):
+            t[f"{side}.{2 * j}.weight"] = rng.normal(size=(2, 2, 5, 5)).astype(np.float16)
+            t[f"{side}.{2 * j}.bias"] = rng.normal(size=2).astype(np.float16)
+            if j < 3:
+                t[f"{side}.{2 * j + 1}.beta.p"] = np.ones(2, np.float16)
+                t[f"{side}.{2 * j + 1}.gamma.p"] = np.ones((2, 2), np.float16)
+    for group in ("h_a", "h_s", "entropy_parameters"):
+        for j in range(3):
+            t[f"{group}.{2 * j}.weight"] = np.full((2, 2, 1, 1), j, np.float16)
+            t[f"{group}.{2 * j}.bias"] = np.full(2, j, np.float16)
+    t["context.weight"] = np.ones((4, 2, 5, 5), np.float16)
+    t["context.bias"] = np.zeros(4, np.float16)
+    t["context.mask"] = np.zeros((1, 1, 5, 5), np.float16)
+    t["context.mask"][..., :2, :] = 1
+    p, meta = export.float_params(save_safetensors(t, {"record": '{"arch": "joint"}'}))
+    assert export.architecture_of(meta) == "joint" and export.architecture_of({}) == "factorized"
+    assert p["hyper_synthesis.2.weight"][0, 0, 0, 0] == 2 and p["entropy_parameters.1.bias"][0] == 1
+    assert p["hyper_analysis.0.weight"].shape == (2, 2, 1, 1)
+    assert p["context.0.weight"][:, :, 2:].sum() == 0 and p["context.0.weight"][:, :, :2].sum() == 4 * 2 * 10

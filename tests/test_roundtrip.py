@@ -16,6 +16,7 @@ from PIL import Image
 
 import refcodec
 from refcodec.errors import InputError
+from refcodec.model import shipped_model_paths
 
 
 def _image(seed, w, h):
@@ -35,12 +36,26 @@ def test_round_trip_fast(seed, w, h):
     assert np.array_equal(refcodec.decode(stream), recon)
 
 
-@settings(max_examples=6, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 140), st.integers(1, 140))
-def test_reference_and_fast_identical(seed, w, h):
+SHIPPED = sorted(shipped_model_paths())
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), w=st.integers(1, 200), h=st.integers(1, 200))
+def test_round_trip_every_shipped_model(model, seed, w, h):
+    """Every architecture: sizes from 1x1, most not multiples of 16 or 64."""
     pixels = _image(seed, w, h)
-    fast_stream, recon = refcodec.encode(pixels, return_reconstruction=True)
-    ref_stream, ref_recon = refcodec.encode(pixels, impl="reference", return_reconstruction=True)
+    stream, recon = refcodec.encode(pixels, model=model, return_reconstruction=True)
+    assert np.array_equal(refcodec.decode(stream), recon)
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), w=st.integers(1, 100), h=st.integers(1, 100))
+def test_reference_and_fast_identical(model, seed, w, h):
+    pixels = _image(seed, w, h)
+    fast_stream, recon = refcodec.encode(pixels, model=model, return_reconstruction=True)
+    ref_stream, ref_recon = refcodec.encode(pixels, model=model, impl="reference", return_reconstruction=True)
     assert fast_stream == ref_stream
     assert np.array_equal(ref_recon, recon)
     assert np.array_equal(refcodec.decode(fast_stream, impl="reference"), recon)
@@ -53,12 +68,13 @@ def test_edge_sizes(w, h):
     assert np.array_equal(refcodec.decode(stream, impl="reference"), recon)
 
 
-def test_quality_is_sane():
-    """The shipped model codes its sample photo far better than noise (guards against a broken export)."""
+@pytest.mark.parametrize("model", SHIPPED)
+def test_quality_is_sane(model):
+    """Every shipped model codes its sample photo far better than noise (guards against a broken export)."""
     from refcodec.image import psnr
 
     path = os.path.join(os.path.dirname(refcodec.__file__), "data", "sample.png")
-    stream, recon = refcodec.encode(path, return_reconstruction=True)
+    stream, recon = refcodec.encode(path, model=model, return_reconstruction=True)
     original = np.asarray(Image.open(path).convert("RGB"))
     assert psnr(original, recon) > 22 and 8 * len(stream) / original[:, :, 0].size < 3
 
