@@ -40,22 +40,20 @@ def _activate(acc, bias, shift, lo, hi, leaky):
 
 @njit(cache=True, nogil=True)
 def _igdn_finish(x, t, shift):
-    """Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), shift)) (spec §5.4) on (C, n) int64 arrays.
+    """Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), shift)) (spec §5.4); x (C, n) int64, t (C, n) float64.
 
-    Isqrt: float64 holds t < 2^53 exactly and sqrt is correctly rounded, so the
-    estimate is off by at most one; the integer corrections make it exact.
+    t holds exact integers below 2^53 (spec §6.4) and sqrt is correctly rounded, so
+    floor(sqrt(t)) is off by at most one; the two branch-free corrections make it Isqrt(t).
     """
     out = np.empty_like(x)
     for c in range(x.shape[0]):
         s = np.int64(shift[c])
         half = (np.int64(1) << s) >> 1
         for i in range(x.shape[1]):
-            v = t[c, i]
-            r = np.int64(np.sqrt(np.float64(v)))
-            while r * r > v:
-                r -= 1
-            while (r + 1) * (r + 1) <= v:
-                r += 1
+            v = np.int64(t[c, i])
+            r = np.int64(np.sqrt(t[c, i]))
+            r -= np.int64(r * r > v)
+            r += np.int64((r + 1) * (r + 1) <= v)
             out[c, i] = min(max((x[c, i] * r + half) >> s, ACT_MIN), ACT_MAX)
     return out
 
@@ -142,7 +140,8 @@ def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
     c = x.shape[0]
     flat = x.reshape(c, -1)
     sq = (flat * flat).astype(np.float64)
-    t = (layer["gamma"].astype(np.float64) @ sq + layer["beta"].astype(np.float64)[:, None]).astype(np.int64)
+    t = layer["gamma"].astype(np.float64) @ sq
+    t += layer["beta"].astype(np.float64)[:, None]
     return _igdn_finish(flat, t, layer["shift"]).reshape(x.shape)
 
 
