@@ -80,6 +80,65 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
     return save_safetensors(tensors, meta)
 
 
+def _bound_conv(kind: str, cin: int, cout: int, k: int, sign: int) -> dict:
+    """Weights of magnitude 32767 and sign ``sign`` on every tap one output position sees (for a
+    transposed convolution: the 9 taps of output phase (0, 0)), and the bias that makes
+    bias + 2^15 * sum|weight| = 2^47 - 1 exactly (spec §6.4): with every input -32768, the
+    accumulator at such a position is -sign * (2^47 - 1)."""
+    taps = np.zeros((k, k), bool)
+    if kind == "deconv":
+        taps[::2, ::2] = True
+    else:
+        taps[:] = True
+    shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+    w = np.where(taps, sign * 32767, 0) * np.ones(shape, np.int64)
+    total = np.abs(w).sum(axis=(0, 2, 3) if kind == "deconv" else (1, 2, 3))
+    bias = -sign * (ACC_BOUND - ACT_ABS_MAX * total)
+    return {"weight": w.astype(np.int16), "bias": bias.astype(np.int64), "shift": np.zeros(cout, np.uint8)}
+
+
+def bound_model(architecture: str, n: int, m: int, name: str = "bounds") -> bytes:
+    """A valid model that drives every intermediate of spec chapter 5 to its bound when every latent
+    and hyper-latent is -32768 (the conformance vectors ``bounds-*``).
+
+    Every convolution's accumulator reaches -(2^47 - 1) at the positions that see all its taps and
+    clamps to -32768 (shift 0), so the next layer sees -32768 again; every IGDN norm is 2^53 - 1
+    exactly (x^2 = 2^30, beta + 2^30 * sum gamma = 2^53 - 1), Isqrt gives 94906265 and
+    x * Isqrt(T) = -2^15 * 94906265. The ReLU layers of the hyperprior's h_s cannot pass -32768 on:
+    there the first accumulator is +(2^47 - 1), and the next ones stay within sum|weight| of the
+    bound. The context's masked taps are 0; the entropy tables are small random ones. The scales
+    end at a limit of the table selection, the means at -32768.
+    """
+    rng = np.random.default_rng(0)
+    tensors = {}
+    if architecture == "factorized":
+        tensors.update(_table_tensors(rng, "entropy.y", m))
+    else:
+        tensors.update(_table_tensors(rng, "entropy.z", n))
+        tensors.update(_table_tensors(rng, "entropy.y", 4))
+        tensors["entropy.y.scale_bound"] = np.array([-100, 0, 100], np.int32)
+    for group, plan in layer_plan(architecture, n, m).items():
+        for k, (kind, cin, cout, size, activation) in enumerate(plan):
+            label = f"{group}.{k}"
+            if kind == "igdn":
+                gamma = np.full((cout, cin), ((1 << 23) - 1) // cin, np.int64)
+                beta = NORM_BOUND - (1 << 30) * gamma.sum(axis=1)
+                tensors.update({f"{label}.gamma": gamma.astype(np.int32), f"{label}.beta": beta,
+                                f"{label}.shift": np.zeros(cout, np.uint8)})
+                continue
+            sign = -1 if activation == "relu" else 1
+            layer = _bound_conv(kind, cin, cout, size, sign)
+            if label == "context.0":
+                layer["weight"][:, :, 2, 2:] = 0
+                layer["weight"][:, :, 3:] = 0
+                total = np.abs(layer["weight"].astype(np.int64)).sum(axis=(1, 2, 3))
+                layer["bias"] = -(ACC_BOUND - ACT_ABS_MAX * total)
+            tensors.update({f"{label}.{part}": v for part, v in layer.items()})
+    meta = {"format": "refcodec", "format_version": "1", "architecture": architecture,
+            "N": str(n), "M": str(m), "name": name}
+    return save_safetensors(tensors, meta)
+
+
 def random_float_params(rng: np.random.Generator, n: int, m: int, architecture: str = "factorized") -> dict:
     """Float parameters in the exporter's naming (refcodec.export.float_params)."""
     p = {}

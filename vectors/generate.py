@@ -32,7 +32,7 @@ from refcodec.encoder import encode_latents  # noqa: E402
 from refcodec.errors import RefcodecError  # noqa: E402
 from refcodec.image import png_bytes  # noqa: E402
 from refcodec.model import load_model, parse_safetensors, save_safetensors  # noqa: E402
-from refcodec.testing import random_model  # noqa: E402
+from refcodec.testing import bound_model, random_model  # noqa: E402
 
 
 def smooth_image(seed: int, w: int, h: int) -> np.ndarray:
@@ -108,6 +108,24 @@ def stress_vectors():
                "of spec §6.4 (48-bit accumulators, 53-bit IGDN norms), with extreme latents: outputs clamp at "
                "their limits.", ["6.4", "5.2", "5.4", "5.6", *CLAUSES[arch]],
                encode_latents(y, model, 70, 40, z_hat=z), data)
+
+
+def bound_vectors():
+    """(name, description, clauses, stream, model bytes): refcodec.testing.bound_model with every latent
+    and hyper-latent -32768, so every accumulator and IGDN norm reaches its bound of spec §5 exactly."""
+    for arch in ARCHITECTURES:
+        data = bound_model(arch, 2, 3, name=f"bounds-{arch}")
+        model = load_model(data)
+        y = np.full((model.m, 9, 9), -32768)
+        z = None if arch == "factorized" else np.full(hyper_shape(model, (9, 9)), -32768)
+        relu = " (the ReLU layers of h_s: +(2^47 - 1) in the first, within sum|weight| of it after)" \
+            if arch == "hyperprior" else ""
+        yield (f"bounds-{arch}", f"Every latent and hyper-latent -32768 through a {arch} model built so that every "
+               f"convolution accumulator reaches -(2^47 - 1) exactly{relu}, every IGDN norm 2^53 - 1 "
+               "exactly (Isqrt 94906265, x * Isqrt -2^15 * 94906265), activations clamp at -32768, the table "
+               "selection and the means at their limits, pixels at 0.",
+               ["2.4", "5.2", "5.3", "5.4", "5.5", "5.6", "6.4", *CLAUSES[arch]],
+               encode_latents(y, model, 144, 144, z_hat=z), data)
 
 
 def _patch(stream: bytes, pos: int, value: bytes) -> bytes:
@@ -278,7 +296,7 @@ def main(argv=None) -> None:
     for arch, model_file in files.items():
         for name, description, clauses, stream in vectors(model_file):
             write_vector(index, name, description, clauses, stream, model_file)
-    for name, description, clauses, stream, data in stress_vectors():
+    for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors()]:
         write_vector(index, name, description, clauses, stream, store_model(data))
     write_negative(index, files["factorized"])
     (ROOT / "index.json").write_text(json.dumps({"suite": "refcodec golden vectors", "version": 1,
