@@ -484,6 +484,8 @@ def parse_args(argv=None):
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
+    ap.add_argument("--no-record", dest="record", action="store_false",
+                    help="do not write the models' figures to refcodec/models/kodak.json (never written with --limit)")
     ap.add_argument("--verify-all", action="store_true",
                     help="decode every stream and check every float twin's latents, not only the first image's")
     args = ap.parse_args(argv)
@@ -540,7 +542,22 @@ def main(argv=None) -> dict:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.plot} and {args.json}")
+    if args.record and args.limit is None:
+        record_figures(models)
     return results
+
+
+def record_figures(models: dict) -> None:
+    """Store each model's mean bpp/PSNR on all of Kodak in refcodec/models/kodak.json, keyed by its
+    identity, for ``refcodec models`` (entries of other models are kept)."""
+    path = refcodec.model.MODELS_DIR / refcodec.model.KODAK_FIGURES
+    figures = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for m in models.values():
+        s = m["summary"]["refcodec_int"]
+        figures[m["model_id"]] = {"name": m["name"], "bpp": round(s["bpp"], 4), "psnr": round(s["psnr"], 3),
+                                  "images": 24}
+    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded the Kodak figures of {', '.join(models)} in {path}")
 
 
 if __name__ == "__main__":
