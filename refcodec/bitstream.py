@@ -14,6 +14,8 @@ STRIDE = 16  # total stride of the synthesis transform (spec §8.2)
 HYPER_STRIDE = 4  # total stride of the hyper-synthesis transform (spec §8.2)
 FIXED_BYTES = 42  # magic .. height (spec §7.1)
 HEADER_BYTES = 46  # the whole header of a factorized stream: magic .. y_length
+MAX_CHANNELS = 512  # spec §6.2: no model has more channels
+MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,14 @@ class StreamHeader:
         return (lat_h + HYPER_STRIDE - 1) // HYPER_STRIDE, (lat_w + HYPER_STRIDE - 1) // HYPER_STRIDE
 
 
-def _sub_stream(data: bytes, pos: int, name: str, last: bool) -> tuple:
-    """(sub-stream, position after it) for a length field at ``pos`` (spec §7.2)."""
+def _sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tuple:
+    """(sub-stream, position after it) for a length field at ``pos`` (spec §7.2), the sub-stream
+    of ``values`` positions of up to MAX_CHANNELS channels each (spec §7.3)."""
     if pos + 4 > len(data):
         raise StreamError(f"stream ends inside the {name}_length field", "7.1")
     length = int.from_bytes(data[pos : pos + 4], "little")
+    if length > 8 + 4 * MAX_WORDS_PER_VALUE * MAX_CHANNELS * values:
+        raise StreamError(f"{name}_length {length} is longer than any model's {name} latents can use", "7.3")
     end = pos + 4 + length
     if end > len(data):
         raise StreamError(f"{name}_length {length} runs past the end of the stream", "7.2")
@@ -69,10 +74,12 @@ def parse_stream(data: bytes) -> StreamHeader:
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_DIMENSION:
             raise StreamError(f"{name} {value} is outside 1..{MAX_DIMENSION}", "7.3")
+    header = StreamHeader(version, architecture, model_id, width, height, None, b"")
+    (lat_h, lat_w), (z_h, z_w) = header.latent_shape, header.hyper_shape
     z_data, pos = None, FIXED_BYTES
     if architecture != 0:
-        z_data, pos = _sub_stream(data, pos, "z", last=False)
-    y_data, _ = _sub_stream(data, pos, "y", last=True)
+        z_data, pos = _sub_stream(data, pos, "z", False, z_h * z_w)
+    y_data, _ = _sub_stream(data, pos, "y", True, lat_h * lat_w)
     return StreamHeader(version, architecture, model_id, width, height, z_data, y_data)
 
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bitstream import MAX_WORDS_PER_VALUE
 from .errors import StreamError
 from .layers import ACT_MAX, ACT_MIN, context_at, pointwise
 from .rans import RansDecoder
-
-MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
 
 
 def check_length(data: bytes, count: int, name: str) -> None:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .bitstream import MAX_CHANNELS  # spec §6.2
 from .cdf import MAX_CDF_LENGTH, CdfTable, check_table
 from .errors import ModelError
 from .layers import CONTEXT_TAPS
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
 MAX_MODEL_BYTES = 1 << 28  # spec §6.1
-MAX_CHANNELS = 512  # spec §6.2
 ACC_BOUND = (1 << 47) - 1  # spec §6.4
 NORM_BOUND = (1 << 53) - 1  # spec §6.4
 MAX_SHIFT = 47  # spec §6.4

@@ -55,8 +55,14 @@ def test_y_length_defects(tiny_model, tiny_stream):
         _decode(_patched(tiny_stream, 42, (y_len + 4).to_bytes(4, "little")), path)
     with pytest.raises(StreamError, match="bytes follow"):
         _decode(tiny_stream + b"\0\0\0\0", path)
-    with pytest.raises(StreamError, match="runs past the end"):
+    with pytest.raises(StreamError, match="longer than any model's y latents can use") as e:  # before the model
         _decode(_patched(tiny_stream, 42, b"\xff\xff\xff\xff"), path)
+    assert e.value.clause == "7.3"
+    limit = 8 + 40 * 512 * 2 * 3  # 37x21: 2 x 3 latent positions of up to 512 channels (spec §7.3)
+    with pytest.raises(StreamError, match="runs past the end"):
+        _decode(_patched(tiny_stream, 42, limit.to_bytes(4, "little")), path)
+    with pytest.raises(StreamError, match="longer than any model"):
+        _decode(_patched(tiny_stream, 42, (limit + 1).to_bytes(4, "little")), path)
 
 
 def test_unknown_model(tiny_model, tiny_stream):
