@@ -186,10 +186,69 @@ def negative_vectors(model_path: Path):
          lambda t: t["entropy.y.cdf"].__setitem__((0, 1), 0)),
         ("neg-model-missing-tensor", "A model without synthesis.3.beta.", "6.3",
          lambda t: t.pop("synthesis.3.beta")),
+        ("neg-model-cdf-padding", "A model whose CDF row has a non-zero entry after its cdf_length.", "4.2",
+         lambda t: t["entropy.y.cdf"].__setitem__((0, -1), 7) if t["entropy.y.cdf_length"][0] < t["entropy.y.cdf"].shape[1]
+         else t["entropy.y.cdf_length"].__setitem__(0, t["entropy.y.cdf_length"][0] - 1)),
+        ("neg-model-cdf-length-1", "A model whose CDF row has cdf_length 1.", "4.2",
+         lambda t: t["entropy.y.cdf_length"].__setitem__(0, 1)),
+        ("neg-model-offset-range", "A model whose CDF row offset is 40000, outside -32768 .. 32767.", "4.2",
+         lambda t: t["entropy.y.offset"].__setitem__(0, 40000)),
+        ("neg-model-shift-48", "A model with a requantisation shift of 48.", "6.4",
+         lambda t: t["synthesis.2.shift"].__setitem__(0, 48)),
+        ("neg-model-igdn-norm", "A model whose IGDN gamma makes the norm exceed 2^53 - 1.", "6.4",
+         lambda t: t["synthesis.3.gamma"].__setitem__((0, 0), (1 << 23) + 1)),
+        ("neg-model-igdn-beta-0", "A model whose IGDN beta is 0.", "6.4",
+         lambda t: t["synthesis.5.beta"].__setitem__(0, 0)),
+        ("neg-model-unexpected-tensor", "A model with a tensor the inventory does not name.", "6.3",
+         lambda t: t.update({"synthesis.7.weight": np.zeros(1, np.int16)})),
+        ("neg-model-wrong-dtype", "A model whose synthesis.0.bias is I32 instead of I64.", "6.3",
+         lambda t: t.update({"synthesis.0.bias": t["synthesis.0.bias"].astype(np.int32)})),
     ]:
         broken = _broken_model(small, edit)
         stream = _patch(small_stream, 6, hashlib.sha256(broken).digest())
         yield name, description, [clause], stream, "ModelError", broken
+    for name, description, clause, broken in [
+        ("neg-model-duplicate-key", "A model header in which a tensor name occurs twice.", "2.4",
+         _header_edit(small, lambda h: h.replace(b'{"__metadata__"', b'{"synthesis.0.bias":{},"__metadata__"', 1))),
+        ("neg-model-metadata-N", "A model whose N is written '02' (a leading zero).", "6.2",
+         _header_edit(small, lambda h: h.replace(b'"N":"2"', b'"N":"02"', 1))),
+        ("neg-model-tensor-gap", "A model whose tensor data leave a gap (one more byte in the buffer).", "6.1",
+         small + b"\0"),
+        ("neg-model-shape-float", "A model with a shape entry written 2.0.", "6.1",
+         _header_edit(small, lambda h: h.replace(b'"shape":[2]', b'"shape":[2.0]', 1))),
+    ]:
+        stream = _patch(small_stream, 6, hashlib.sha256(broken).digest())
+        yield name, description, [clause], stream, "ModelError", broken
+    # the rANS decoder's own checks (spec §3), on a one-value sub-stream of the small model
+    one = load_model(small)
+    table = one.y_table
+    steps = rans.value_steps(0, table.cdf[0], int(table.cdf_length[0]), int(table.offset[0]))
+    steps += rans.value_steps(0, table.cdf[1], int(table.cdf_length[1]), int(table.offset[1]))
+    escape = rans.value_steps(table.cdf_length[0] - 2 + int(table.offset[0]), table.cdf[0],
+                              int(table.cdf_length[0]), int(table.offset[0]))[:1]
+    for name, description, clause, y_data in [
+        ("neg-initial-state", "A y sub-stream whose initial state is 2^31 - 1, below RANS_L.", "3.2",
+         ((1 << 31) - 1).to_bytes(8, "little") + rans.encode_steps(steps)[8:]),
+        ("neg-final-state", "A y sub-stream that reads every word but ends in state 2^31 + 1.", "3.6",
+         rans.encode_steps(steps, (1 << 31) + 1)),
+        ("neg-nibble-count-9", "An escape whose nibble count is 9 (at most 8).", "3.5",
+         rans.encode_steps(escape + [(9, 1, 4)] + [(1, 1, 4)] * 9 + steps[1:])),
+        ("neg-y-longer-than-values", "A y sub-stream longer than 8 + 40 bytes per latent (spec §8.3).", "8.3",
+         rans.encode_steps(steps) + bytes(4 * 10 * 2 + 4)),
+    ]:
+        stream = _patch(small_stream, 6, hashlib.sha256(small).digest())
+        yield name, description, [clause], _with_y(stream, y_data), "StreamError", small
+    raw_big = np.zeros((2, 1, 1), np.int64)
+    raw_big[0, 0, 0] = 1 << 30  # raw = 2^31 + ...: 8 raw nibbles
+    yield ("neg-escape-8-nibbles", "An escape with 8 raw nibbles (raw above 2^31) codes the latent 2^30, outside "
+           "the s16 range.", ["3.5", "8.3"], encode_latents(raw_big, one, 16, 16), "StreamError", small)
+
+
+def _header_edit(model: bytes, edit) -> bytes:
+    """The model file with its JSON header text changed by ``edit(bytes) -> bytes``, header_length updated."""
+    n = int.from_bytes(model[:8], "little")
+    header = edit(model[8:8 + n])
+    return len(header).to_bytes(8, "little") + header + model[8 + n:]
 
 
 def _hyper_parts(stream: bytes) -> tuple:
