@@ -139,6 +139,42 @@ def bound_model(architecture: str, n: int, m: int, name: str = "bounds") -> byte
     return save_safetensors(tensors, meta)
 
 
+def ties_model(architecture: str, n: int, m: int, seed: int = 0, name: str = "ties") -> bytes:
+    """A valid model with small weights (-1, 0, 1), small biases and shifts of 1 and 2, and IGDN
+    layers whose norm is a constant 9 .. 15 (Isqrt 3): activations stay far from the clamps, and
+    exact ties of Round2 (half of 2^shift) are frequent in every layer, so a decoder that rounds a
+    tie the wrong way in any layer changes the output (the conformance vectors ``ties-*``)."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    if architecture == "factorized":
+        tensors.update(_table_tensors(rng, "entropy.y", m))
+    else:
+        tensors.update(_table_tensors(rng, "entropy.z", n))
+        tensors.update(_table_tensors(rng, "entropy.y", 6))
+        tensors["entropy.y.scale_bound"] = np.array([-12, -4, 0, 4, 12], np.int32)
+    for group, plan in layer_plan(architecture, n, m).items():
+        for k, (kind, cin, cout, size, activation) in enumerate(plan):
+            label = f"{group}.{k}"
+            if kind == "igdn":
+                tensors.update({f"{label}.gamma": np.zeros((cout, cin), np.int32),
+                                f"{label}.beta": rng.integers(9, 16, size=cout).astype(np.int64),
+                                f"{label}.shift": np.full(cout, 2, np.uint8)})
+                continue
+            shape = (cin, cout, size, size) if kind == "deconv" else (cout, cin, size, size)
+            w = rng.integers(-1, 2, size=shape)
+            if label == "context.0":
+                w[:, :, 2, 2:] = 0
+                w[:, :, 3:] = 0
+            pixels = activation == "pixels"
+            shift = np.full(cout, 1 if pixels else 2)
+            bias = 128 * 2 + rng.integers(-3, 4, size=cout) if pixels else rng.integers(-3, 4, size=cout)
+            tensors.update({f"{label}.weight": w.astype(np.int16), f"{label}.bias": bias.astype(np.int64),
+                            f"{label}.shift": shift.astype(np.uint8)})
+    meta = {"format": "refcodec", "format_version": "1", "architecture": architecture,
+            "N": str(n), "M": str(m), "name": name}
+    return save_safetensors(tensors, meta)
+
+
 def random_float_params(rng: np.random.Generator, n: int, m: int, architecture: str = "factorized") -> dict:
     """Float parameters in the exporter's naming (refcodec.export.float_params)."""
     p = {}

@@ -32,7 +32,7 @@ from refcodec.encoder import encode_latents  # noqa: E402
 from refcodec.errors import RefcodecError  # noqa: E402
 from refcodec.image import png_bytes  # noqa: E402
 from refcodec.model import load_model, parse_safetensors, save_safetensors  # noqa: E402
-from refcodec.testing import bound_model, random_model  # noqa: E402
+from refcodec.testing import bound_model, random_model, ties_model  # noqa: E402
 
 
 def smooth_image(seed: int, w: int, h: int) -> np.ndarray:
@@ -45,6 +45,15 @@ ARCHITECTURES = ("factorized", "hyperprior", "mean-scale", "joint")
 CLAUSES = {"factorized": ["8.3"], "hyperprior": ["8.3", "8.7", "8.8", "8.9", "5.6", "5.7"],
            "mean-scale": ["8.3", "8.7", "8.8", "8.9", "5.6", "5.7"],
            "joint": ["8.3", "8.7", "8.8", "8.10", "5.6", "5.7", "5.8"]}
+
+
+EVERY_DECODE = ["2.1", "2.2", "2.3", "2.4", "2.5", "3.1", "3.2", "3.3", "3.6", "4.1", "4.2", "5.1", "6.1",
+                "6.2", "6.3", "6.4", "6.5", "7.1", "7.2", "7.3", "8.1", "8.2", "8.4", "8.5", "8.6", "9.1", "9.2",
+                "9.3", "9.4"]  # what decoding any valid stream exercises, with its stage checksums
+
+
+def _clause_order(clause: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else 0 for part in clause.split("."))
 
 
 def hyper_shape(model, lat: tuple) -> tuple:
@@ -106,7 +115,7 @@ def stress_vectors():
         y, z = extreme_latents(model, (3, 5), 30 + k)
         yield (f"stress-{arch}", f"A {arch} model (N=2, M=3) whose weights, biases and shifts sit at the bounds "
                "of spec §6.4 (48-bit accumulators, 53-bit IGDN norms), with extreme latents: outputs clamp at "
-               "their limits.", ["6.4", "5.2", "5.4", "5.6", *CLAUSES[arch]],
+               "their limits.", ["3.7", "6.4", "5.2", "5.4", "5.6", *CLAUSES[arch]],
                encode_latents(y, model, 70, 40, z_hat=z), data)
 
 
@@ -124,8 +133,23 @@ def bound_vectors():
                f"convolution accumulator reaches -(2^47 - 1) exactly{relu}, every IGDN norm 2^53 - 1 "
                "exactly (Isqrt 94906265, x * Isqrt -2^15 * 94906265), activations clamp at -32768, the table "
                "selection and the means at their limits, pixels at 0.",
-               ["2.4", "5.2", "5.3", "5.4", "5.5", "5.6", "6.4", *CLAUSES[arch]],
+               ["2.4", "3.7", "5.2", "5.3", "5.4", "5.5", "5.6", "6.4", *CLAUSES[arch]],
                encode_latents(y, model, 144, 144, z_hat=z), data)
+
+
+def ties_vectors():
+    """(name, description, clauses, stream, model bytes): refcodec.testing.ties_model, whose small shifts
+    make exact rounding ties frequent in every layer (vectors/measure_coverage.py --ties checks each)."""
+    for k, arch in enumerate(ARCHITECTURES):
+        data = ties_model(arch, 3, 3, seed=5, name=f"ties-{arch}")
+        model = load_model(data)
+        rng = np.random.default_rng(50 + k)
+        y = rng.integers(-12, 13, size=(3, 4, 5))
+        z = None if arch == "factorized" else rng.integers(-6, 7, size=hyper_shape(model, (4, 5)))
+        yield (f"ties-{arch}", f"A {arch} model with shifts of 1 and 2 and small weights: activations far from "
+               "the clamps and many exact ties of Round2 in every layer, so rounding a tie the wrong way "
+               "anywhere changes the output.", ["2.4", "5.3", "5.4", "5.6", *CLAUSES[arch]],
+               encode_latents(y, model, 70, 50, z_hat=z), data)
 
 
 def escaped_names_vector():
@@ -252,6 +276,70 @@ def negative_vectors(model_path: Path):
     raw_big[0, 0, 0] = 1 << 30  # raw = 2^31 + ...: 8 raw nibbles
     yield ("neg-escape-8-nibbles", "An escape with 8 raw nibbles (raw above 2^31) codes the latent 2^30, outside "
            "the s16 range.", ["3.5", "8.3"], encode_latents(raw_big, one, 16, 16), "StreamError", small)
+    named = _patch(small_stream, 6, hashlib.sha256(small).digest())
+    yield "neg-stream-41-bytes", "A stream shorter than the 42 fixed header bytes.", ["7.1"], named[:41], \
+        "StreamError", small
+    yield "neg-y-length-4", "A y sub-stream of 4 bytes, shorter than the initial state.", ["3.2"], \
+        _with_y(named, bytes(4)), "StreamError", small
+    limit = 8 + 40 * 512
+    yield ("neg-y-length-over-limit", f"A 1x1 picture whose y sub-stream has {limit + 4} bytes, more than any model's "
+           "latents can use (spec §7.3), rejected before the model is looked up.", ["7.3"],
+           _with_y(named, rans.encode_steps(steps) + bytes(limit - 8 + 4)), "StreamError", small)
+    header = lambda edit: _header_edit(small, edit)  # noqa: E731
+    for name, description, clause, broken in [
+        ("neg-model-json-nan", "A model header with the non-JSON literal NaN.", "2.4",
+         header(lambda h: h.replace(b'"name":"broken"', b'"name":NaN', 1))),
+        ("neg-model-5-bytes", "A model file of 5 bytes.", "6.1", small[:5]),
+        ("neg-model-header-length-1", "A model whose header_length is 1.", "6.1",
+         (1).to_bytes(8, "little") + small[8:]),
+        ("neg-model-header-past-end", "A model whose header_length runs past the end of the file.", "6.1",
+         (len(small)).to_bytes(8, "little") + small[8:]),
+        ("neg-model-not-json", "A model header that is not JSON.", "6.1", header(lambda h: b"{{" + h[2:])),
+        ("neg-model-header-array", "A model header that is a JSON array.", "6.1",
+         header(lambda h: b"[" + h + b"]")),
+        ("neg-model-metadata-number", "A model whose __metadata__ holds a number.", "6.1",
+         header(lambda h: h.replace(b'"name":"broken"', b'"name":7', 1))),
+        ("neg-model-entry-extra-key", "A tensor entry with a fourth member.", "6.1",
+         header(lambda h: h.replace(b'"dtype":"I32"', b'"extra":0,"dtype":"I32"', 1))),
+        ("neg-model-dtype-f64", "A tensor of dtype F64.", "6.1",
+         header(lambda h: h.replace(b'"dtype":"I32"', b'"dtype":"F64"', 1))),
+        ("neg-model-three-offsets", "A tensor with three data_offsets.", "6.1",
+         header(lambda h: h.replace(b'"data_offsets":[0,', b'"data_offsets":[0,0,', 1))),
+        ("neg-model-offsets-shape", "A tensor whose data_offsets do not match its shape.", "6.1",
+         header(lambda h: h.replace(b'"shape":[2,', b'"shape":[1,', 1))),
+        ("neg-model-tensor-overlap", "Two tensors whose data overlap (and leave a gap).", "6.1",
+         _overlap(small)),
+        ("neg-model-format-version", "A model whose format_version is 2.", "6.2",
+         header(lambda h: h.replace(b'"format_version":"1"', b'"format_version":"2"', 1))),
+        ("neg-model-architecture", "A model whose architecture is 'joint-2', unknown.", "6.2",
+         header(lambda h: h.replace(b'"architecture":"factorized"', b'"architecture":"joint-2"', 1))),
+    ]:
+        yield name, description, [clause], _patch(small_stream, 6, hashlib.sha256(broken).digest()), "ModelError", \
+            broken
+    for name, description, clause, edit in [
+        ("neg-model-igdn-shift-48", "A model whose IGDN shift is 48.", "6.4",
+         lambda t: t["synthesis.1.shift"].__setitem__(0, 48)),
+        ("neg-model-cdf-start", "A model whose CDF row starts at 1.", "4.2",
+         lambda t: t["entropy.y.cdf"].__setitem__((0, 0), 1)),
+        ("neg-model-cdf-end", "A model whose CDF row ends at 2^16 - 1.", "4.2",
+         lambda t: t["entropy.y.cdf"].__setitem__((0, t["entropy.y.cdf_length"][0] - 1), 65535)),
+        ("neg-model-cdf-one-column", "A model whose CDF table rows have 1 entry.", "4.2",
+         lambda t: t.update({"entropy.y.cdf": np.ascontiguousarray(t["entropy.y.cdf"][:, :1])})),
+    ]:
+        broken = _broken_model(small, edit)
+        yield name, description, [clause], _patch(small_stream, 6, hashlib.sha256(broken).digest()), "ModelError", \
+            broken
+
+
+def _overlap(model: bytes) -> bytes:
+    """The model with the data_offsets of its first two tensors (by offset) shifted to overlap by 4 bytes."""
+    n = int.from_bytes(model[:8], "little")
+    header = json.loads(model[8:8 + n])
+    first, second = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0])[:2]
+    begin, end = header[second]["data_offsets"]
+    header[second]["data_offsets"] = [begin - 4, end - 4]
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return len(text).to_bytes(8, "little") + text + model[8 + n:]
 
 
 def _header_edit(model: bytes, edit) -> bytes:
@@ -290,6 +378,17 @@ def hyper_negative_vectors():
     values[1] = 32767 + 40000  # latent 1 (channel 1 of the first position) = value + mean: beyond s16
     yield ("neg-mean-out-of-range", "A y value whose latent (value + predicted mean) lies outside the s16 range.",
            ["8.8"], _hyper_join(head, zd, rans.encode_values(values, rows, model.y_table)), "StreamError", data)
+    small_ms = random_model(np.random.default_rng(42), 2, 3, name="small-mean-scale", architecture="mean-scale",
+                            levels=4)
+    ms = load_model(small_ms)
+    ms_stream = encode_latents(y, ms, 40, 20, z_hat=z)
+    values, rows = encoder.y_symbols(y, ms, z, "reference")
+    values = values.copy()
+    values[0] = -32768 - 40000  # latent 0 (channel 0, first position) = value + mean: below s16
+    head, zd, _ = _hyper_parts(ms_stream)
+    yield ("neg-mean-scale-out-of-range", "A mean-scale y value whose latent (value + mean) lies outside the s16 "
+           "range.", ["8.8"], _hyper_join(head, zd, rans.encode_values(values, rows, ms.y_table)), "StreamError",
+           small_ms)
     for name, description, edit in [
         ("neg-model-context-mask", "A joint model whose context convolution has a non-zero centre tap.",
          lambda t: t["context.0.weight"].__setitem__((0, 0, 2, 2), 1)),
@@ -315,7 +414,8 @@ def write_negative(index: list, model_file: Path) -> None:
                 assert type(e).__name__ == error and e.clause in clauses, (name, impl, e)
         (folder / "stream.rcdc").write_bytes(stream)
         manifest = {"name": name, "description": description, "model": f"models/{model.name}",
-                    "clauses": clauses, "stream_sha256": hashlib.sha256(stream).hexdigest(),
+                    "clauses": sorted({*clauses, "2.6", "9.1"}, key=_clause_order),
+                    "stream_sha256": hashlib.sha256(stream).hexdigest(),
                     "expected_error": error}
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         index.append({"name": name, "manifest": f"{name}/manifest.json"})
@@ -334,7 +434,8 @@ def write_vector(index: list, name: str, description: str, clauses: list, stream
     (folder / "expected.png").write_bytes(png_bytes(pixels))
     manifest = {"name": name, "description": description, "architecture": model.architecture,
                 "width": int(pixels.shape[1]), "height": int(pixels.shape[0]),
-                "model": f"models/{model_file.name}", "model_id": model.model_id.hex(), "clauses": sorted(set(clauses)),
+                "model": f"models/{model_file.name}", "model_id": model.model_id.hex(),
+                "clauses": sorted(set(clauses) | set(EVERY_DECODE), key=_clause_order),
                 "stream_sha256": hashlib.sha256(stream).hexdigest(),
                 "pixels_sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
                 "stages": [{"name": stage, "shape": list(array.shape),
@@ -367,7 +468,8 @@ def main(argv=None) -> None:
     for arch, model_file in files.items():
         for name, description, clauses, stream in vectors(model_file):
             write_vector(index, name, description, clauses, stream, model_file)
-    for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), escaped_names_vector()]:
+    for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), *ties_vectors(),
+                                                      escaped_names_vector()]:
         write_vector(index, name, description, clauses, stream, store_model(data))
     write_negative(index, files["factorized"])
     (ROOT / "index.json").write_text(json.dumps({"suite": "refcodec golden vectors", "version": 1,
