@@ -140,8 +140,8 @@ def bound_vectors():
 def ties_vectors():
     """(name, description, clauses, stream, model bytes): refcodec.testing.ties_model, whose small shifts
     make exact rounding ties frequent in every layer (vectors/measure_coverage.py --ties checks each)."""
-    for k, arch in enumerate(ARCHITECTURES):
-        data = ties_model(arch, 3, 3, seed=5, name=f"ties-{arch}")
+    for k, arch in enumerate(ARCHITECTURES):  # seeds for which every layer's ties show (measure_coverage.py --ties)
+        data = ties_model(arch, 3, 3, seed=6 if arch == "joint" else 5, name=f"ties-{arch}")
         model = load_model(data)
         rng = np.random.default_rng(50 + k)
         y = rng.integers(-12, 13, size=(3, 4, 5))
@@ -389,14 +389,19 @@ def hyper_negative_vectors():
     yield ("neg-mean-scale-out-of-range", "A mean-scale y value whose latent (value + mean) lies outside the s16 "
            "range.", ["8.8"], _hyper_join(head, zd, rans.encode_values(values, rows, ms.y_table)), "StreamError",
            small_ms)
-    for name, description, edit in [
-        ("neg-model-context-mask", "A joint model whose context convolution has a non-zero centre tap.",
+    for name, description, clause, edit in [
+        ("neg-model-scale-levels", "A joint model whose y table has 257 rows (at most 256 scale levels).", "6.3",
+         lambda t: t.update({"entropy.y.cdf": np.repeat(t["entropy.y.cdf"][:1], 257, axis=0),
+                             "entropy.y.cdf_length": np.repeat(t["entropy.y.cdf_length"][:1], 257),
+                             "entropy.y.offset": np.repeat(t["entropy.y.offset"][:1], 257),
+                             "entropy.y.scale_bound": np.arange(256, dtype=np.int32)})),
+        ("neg-model-context-mask", "A joint model whose context convolution has a non-zero centre tap.", "6.4",
          lambda t: t["context.0.weight"].__setitem__((0, 0, 2, 2), 1)),
-        ("neg-model-scale-bound", "A joint model whose scale_bound is not strictly increasing.",
+        ("neg-model-scale-bound", "A joint model whose scale_bound is not strictly increasing.", "6.4",
          lambda t: t["entropy.y.scale_bound"].__setitem__(slice(None), 5)),
     ]:
         broken = _broken_model(data, edit)
-        yield name, description, ["6.4"], _patch(good, 6, hashlib.sha256(broken).digest()), "ModelError", broken
+        yield name, description, [clause], _patch(good, 6, hashlib.sha256(broken).digest()), "ModelError", broken
 
 
 def write_negative(index: list, model_file: Path) -> None:
