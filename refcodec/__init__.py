@@ -1,4 +1,5 @@
-"""refcodec: reference implementation of an integer-only learned image codec.
+"""refcodec: reference implementation of an integer-only learned image codec
+(factorized prior, scale hyperprior, mean-scale hyperprior, joint context model).
 
     import refcodec
     stream = refcodec.encode("photo.png")          # bytes (spec §7)
@@ -13,4 +14,4 @@ from .encoder import encode
 from .errors import InputError, ModelError, RefcodecError, StreamError
 
 __all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
