@@ -21,6 +21,14 @@ def _table_tensors(rng: np.random.Generator, name: str, rows: int) -> dict:
     return {f"{name}.cdf": table.cdf, f"{name}.cdf_length": table.cdf_length, f"{name}.offset": table.offset}
 
 
+def _entropy_tensors(rng: np.random.Generator, architecture: str, n: int, m: int, levels: int) -> dict:
+    """Random tables of spec §6.3: entropy.y (M rows) for factorized, else entropy.z (N rows) and entropy.y
+    (``levels`` rows); the caller adds entropy.y.scale_bound."""
+    if architecture == "factorized":
+        return _table_tensors(rng, "entropy.y", m)
+    return {**_table_tensors(rng, "entropy.z", n), **_table_tensors(rng, "entropy.y", levels)}
+
+
 def _conv_tensors(rng, name: str, kind: str, cin: int, cout: int, k: int, stress: bool, last: bool) -> dict:
     """Random weights anywhere inside the accumulator bound of spec §6.4 (at the bound if ``stress``)."""
     shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
@@ -58,13 +66,10 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
     ``levels``: rows of the y table of the hyperprior architectures (default random 1..6),
     with random strictly increasing ``scale_bound`` values.
     """
-    tensors = {}
-    if architecture == "factorized":
-        tensors.update(_table_tensors(rng, "entropy.y", m))
-    else:
+    if architecture != "factorized":
         levels = levels or int(rng.integers(1, 7))
-        tensors.update(_table_tensors(rng, "entropy.z", n))
-        tensors.update(_table_tensors(rng, "entropy.y", levels))
+    tensors = _entropy_tensors(rng, architecture, n, m, levels)
+    if architecture != "factorized":
         bound = np.sort(rng.choice(np.arange(-40000, 40000), size=levels - 1, replace=False))
         tensors["entropy.y.scale_bound"] = bound.astype(np.int32)
     for group, plan in layer_plan(architecture, n, m).items():
@@ -110,12 +115,8 @@ def bound_model(architecture: str, n: int, m: int, name: str = "bounds") -> byte
     end at a limit of the table selection, the means at -32768.
     """
     rng = np.random.default_rng(0)
-    tensors = {}
-    if architecture == "factorized":
-        tensors.update(_table_tensors(rng, "entropy.y", m))
-    else:
-        tensors.update(_table_tensors(rng, "entropy.z", n))
-        tensors.update(_table_tensors(rng, "entropy.y", 4))
+    tensors = _entropy_tensors(rng, architecture, n, m, 4)
+    if architecture != "factorized":
         tensors["entropy.y.scale_bound"] = np.array([-100, 0, 100], np.int32)
     for group, plan in layer_plan(architecture, n, m).items():
         for k, (kind, cin, cout, size, activation) in enumerate(plan):
@@ -145,12 +146,8 @@ def ties_model(architecture: str, n: int, m: int, seed: int = 0, name: str = "ti
     exact ties of Round2 (half of 2^shift) are frequent in every layer, so a decoder that rounds a
     tie the wrong way in any layer changes the output (the conformance vectors ``ties-*``)."""
     rng = np.random.default_rng(seed)
-    tensors = {}
-    if architecture == "factorized":
-        tensors.update(_table_tensors(rng, "entropy.y", m))
-    else:
-        tensors.update(_table_tensors(rng, "entropy.z", n))
-        tensors.update(_table_tensors(rng, "entropy.y", 6))
+    tensors = _entropy_tensors(rng, architecture, n, m, 6)
+    if architecture != "factorized":
         tensors["entropy.y.scale_bound"] = np.array([-12, -4, 0, 4, 12], np.int32)
     for group, plan in layer_plan(architecture, n, m).items():
         for k, (kind, cin, cout, size, activation) in enumerate(plan):
