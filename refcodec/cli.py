@@ -34,9 +34,10 @@ def cmd_encode(args) -> None:
 
 def cmd_decode(args) -> None:
     data = Path(args.input).read_bytes()
-    pixels = decoder.decode(data, model_files=args.model_file, impl=args.impl)
     if args.dump_stages:
-        dump_stages(data, args)
+        pixels = dump_stages(data, args)
+    else:
+        pixels = decoder.decode(data, model_files=args.model_file, impl=args.impl)
     out = Path(args.output)
     if out.suffix.lower() in (".rgb", ".raw"):
         write_atomic(out, pixels.tobytes())
@@ -44,12 +45,15 @@ def cmd_decode(args) -> None:
         write_atomic(out, png_bytes(pixels))
 
 
-def dump_stages(data: bytes, args) -> None:
-    """Write every intermediate stage as DIR/<stage>.i32 (spec §9.4)."""
+def dump_stages(data: bytes, args) -> np.ndarray:
+    """Decode once, writing every intermediate stage as DIR/<stage>.i32 (spec §9.4); returns the picture."""
+    stages = decoder.stages(data, args.model_file, args.impl)
     folder = Path(args.dump_stages)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, array in decoder.stages(data, args.model_file, args.impl).items():
+    for name, array in stages.items():
         write_atomic(folder / f"{name}.i32", decoder.stage_bytes(array))
+    header = parse_stream(data)
+    return decoder.crop(stages["synthesis.6"], header.width, header.height)
 
 
 def cmd_info(args) -> None:

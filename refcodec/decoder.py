@@ -67,9 +67,7 @@ def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
     y_hat, synthesis.0 .. synthesis.6 (the last before cropping). For joint, the table rows
     and means are those of §8.10 step 4, computed here from the decoded y_hat at once (§5.8).
     """
-    header = parse_stream(bytes(data))
-    model = find_model(header.model_id, model_files)
-    check_architecture(header, model)
+    header, model = open_stream(data, model_files, impl)
     decoded = decode_y(header, model, impl)
     layer_impl = kernels(impl)[1]
     out = {}
@@ -92,17 +90,27 @@ def stage_bytes(array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array, dtype="<i4").tobytes()
 
 
-def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
-    """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
-    out = kernels(impl)[1].run_layers(y_hat, model.synthesis)[-1]
+def crop(out: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The picture: the top-left height x width of the synthesis output (spec §8.5), (H, W, 3) uint8."""
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0)).astype(np.uint8)
 
 
-def decode(data: bytes, model_files=(), impl: str = "fast") -> np.ndarray:
-    """Decode a refcodec stream to an (H, W, 3) uint8 array (spec §8)."""
+def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
+    """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
+    return crop(kernels(impl)[1].run_layers(y_hat, model.synthesis)[-1], width, height)
+
+
+def open_stream(data: bytes, model_files=(), impl: str = "fast") -> tuple:
+    """(header, model): the stream's header (spec §7) and the model it names, checked (spec §8.1)."""
     kernels(impl)
     header = parse_stream(bytes(data))
     model = find_model(header.model_id, model_files)
     check_architecture(header, model)
+    return header, model
+
+
+def decode(data: bytes, model_files=(), impl: str = "fast") -> np.ndarray:
+    """Decode a refcodec stream to an (H, W, 3) uint8 array (spec §8)."""
+    header, model = open_stream(data, model_files, impl)
     y_hat = decode_y(header, model, impl)["y_hat"]
     return reconstruct(y_hat, model, header.width, header.height, impl)

@@ -349,10 +349,29 @@ def kodak_figures(model: Model) -> dict | None:
     return entry if isinstance(entry, dict) and {"bpp", "psnr"} <= set(entry) else None
 
 
+_identities: dict = {}  # (path, size, mtime) -> SHA-256 of the file, so that unchanged files are hashed once
+
+
+def file_identity(path) -> bytes | None:
+    """The identity of a model file (spec §6.5), computed once per unchanged file; None if it is unreadable."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _identities:
+        _identities[key] = hashlib.sha256(read_model_file(path)).digest()
+    return _identities[key]
+
+
 def find_model(model_id: bytes, model_files=()) -> Model:
-    """The model whose SHA-256 is ``model_id``: among ``model_files``, then the shipped ones (spec §6.5)."""
+    """The model whose SHA-256 is ``model_id``: among ``model_files``, then the shipped ones (spec §6.5).
+
+    Only the file whose (cached) identity matches is read, and its bytes are hashed again before use.
+    """
     for path in list(model_files) + list(shipped_model_paths().values()):
-        data = read_model_file(path)
-        if hashlib.sha256(data).digest() == model_id:
-            return model_from_bytes(data)
+        if file_identity(path) in (model_id, None):
+            data = read_model_file(path)
+            if hashlib.sha256(data).digest() == model_id:
+                return model_from_bytes(data)
     raise ModelError(f"the stream needs model {model_id.hex()}, which is not available", "6.5")
