@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .floatnet import LEAKY_SLOPE  # the leaky ReLU slope 2^-6 that spec §5.6 computes as a shift
+
 # ---------------------------------------------------------------------------
 # Float model
 
@@ -203,9 +205,6 @@ class ScaleHyperprior(FactorizedPrior):
         bits = -torch.log2(gaussian_likelihood(y_hat, self.h_s(z_hat))).sum() \
             - torch.log2(self.density.likelihood(z_hat)).sum()
         return bits.item(), self.g_s(y_hat)
-
-
-LEAKY_SLOPE = 2.0**-6  # leaky ReLU of the mean-scale and joint hyper networks (spec: a shift by 6)
 
 
 def leaky() -> nn.Module:
