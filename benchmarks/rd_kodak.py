@@ -16,9 +16,10 @@ Rows, for each refcodec model:
 1. refcodec (integer): ``refcodec.encoder.encode(path, model, return_reconstruction=True)``;
    bpp = 8 * len(stream) / (H * W); the reconstruction is the decoder's exact output
    (checked against ``refcodec.decode(stream)`` on the first image, or all with --verify-all).
-2. refcodec float twin: the quantised latents ``refcodec.encoder.analyse(pixels, model)``
-   through the float synthesis the integer model was exported from (stored in the model file
-   as ``encoder.synthesis.*``), rounded to 8 bits. Same stream, so same bpp as row 1. That
+2. refcodec float twin: the stream's latents y_hat (``refcodec.encoder.code_latents``), in
+   real units (y_hat * 2^-F, F the model's mean_shift, spec §8.8), through the float
+   synthesis the integer model was exported from (stored in the model file as
+   ``encoder.synthesis.*``), rounded to 8 bits. Same stream, so same bpp as row 1. That
    they are the stream's latents is checked on the first image (all with --verify-all):
    their integer synthesis reproduces row 1's reconstruction exactly.
 3. Each traditional codec at matching bpp: per image, the codec setting whose bpp is closest
@@ -322,15 +323,15 @@ def eval_refcodec(files: list, model, verify_all: bool = False) -> tuple:
 
 
 def float_reconstruction(y_hat: np.ndarray, params: dict, height: int, width: int) -> np.ndarray:
-    """The float synthesis of integer latents, rounded to 8 bits and cropped: (H, W, 3) uint8."""
-    x = refcodec.floatnet.synthesis(y_hat.astype(np.float64), params)
+    """The float synthesis of latents in real units, rounded to 8 bits and cropped: (H, W, 3) uint8."""
+    x = refcodec.floatnet.synthesis(np.asarray(y_hat, np.float64), params)
     out = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0))
 
 
 def eval_float_twin(images: list, names: list, model, int_records: list, int_recons: list,
                     verify_all: bool = False) -> list:
-    """The float synthesis of ``analyse()``'s latents, per image.
+    """The float synthesis of the stream's latents (``code_latents``), per image.
 
     That they are the stream's latents is checked on the first image (every image with
     ``verify_all``): their integer synthesis must give row 1's reconstruction exactly.
@@ -338,11 +339,12 @@ def eval_float_twin(images: list, names: list, model, int_records: list, int_rec
     records = []
     for i, (pixels, name, ref, recon) in enumerate(zip(images, names, int_records, int_recons)):
         h, w, _ = pixels.shape
-        y_hat = refcodec.encoder.analyse(pixels, model)
+        y, z_hat = refcodec.encoder.analyse_all(pixels, model)
+        y_hat = refcodec.encoder.code_latents(y, model, w, h, "fast", z_hat)[1]
         same = None
         if i == 0 or verify_all:
             same = bool(np.array_equal(refcodec.decoder.reconstruct(y_hat, model, w, h, impl="fast"), recon))
-        p = psnr(pixels, float_reconstruction(y_hat, model.encoder, h, w))
+        p = psnr(pixels, float_reconstruction(y_hat * 2.0**-model.mean_shift, model.encoder, h, w))
         records.append({"image": name, "bpp": ref["bpp"], "psnr": p, "same_latents": same,
                         "int_minus_float_db": ref["psnr"] - p})
     return records
@@ -360,7 +362,7 @@ def eval_model(arg: str, files: list, images: list, verify_all: bool) -> dict:
     float_records = eval_float_twin(images, names, model, int_records, recons, verify_all)
     timings["float_twin"] = time.perf_counter() - t
     if any(r["same_latents"] is False for r in float_records):
-        print(f"WARNING [{arg}]: analyse()'s latents do not reproduce the stream's reconstruction", file=sys.stderr)
+        print(f"WARNING [{arg}]: code_latents()' latents do not reproduce the stream's reconstruction", file=sys.stderr)
     print(f"refcodec {arg}: integer {timings['int_encode_decode']:.1f} s, float twin {timings['float_twin']:.1f} s",
           flush=True)
     gaps = [r["int_minus_float_db"] for r in float_records]

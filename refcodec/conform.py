@@ -49,7 +49,7 @@ refcodec's own decoder::
 Generative conformance. ``--random N`` replaces the golden vectors with N
 fresh valid streams: stream i of ``--seed S`` has a random architecture, a
 small random valid model (``refcodec.testing.random_model``, N and M 1..4,
-some at the bounds of §6.4), a random size (1..96 each side) and random
+some at the bounds of §6.4, any mean shift of §6.3), a random size (1..96 each side) and random
 latents (mostly small, some escapes and ``s16`` extremes), encoded by
 refcodec's encoder and decoded by its reference decoder for the expected
 picture. The same seed gives the same streams (with the same refcodec
@@ -98,7 +98,7 @@ from .bitstream import HYPER_STRIDE, STRIDE
 from .encoder import encode_latents
 from .image import png_bytes, psnr
 from .layers import ACT_MAX, ACT_MIN
-from .model import ARCHITECTURES, model_from_bytes
+from .model import ARCHITECTURES, MAX_MEAN_SHIFT, model_from_bytes
 from .testing import random_model
 
 DEFAULT_VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -713,8 +713,10 @@ def random_case(seed: int, index: int) -> Case:
     n, m = (int(c) for c in rng.integers(1, MAX_RANDOM_CHANNELS + 1, size=2))
     stress = bool(rng.random() < STRESS_CHANCE)
     levels = None if architecture == "factorized" else int(rng.integers(1, MAX_RANDOM_LEVELS + 1))
+    # -1: no entropy.y.mean_shift tensor; a generator of its own keeps the other draws those of edition 2
+    mean_shift = int(np.random.default_rng([seed, index, 1]).integers(-1, MAX_MEAN_SHIFT + 1))
     model = random_model(rng, n, m, stress=stress, name=f"random-{seed}-{index}", architecture=architecture,
-                         levels=levels)
+                         levels=levels, mean_shift=None if mean_shift < 0 else mean_shift)
     width, height = (int(s) for s in rng.integers(1, MAX_RANDOM_SIDE + 1, size=2))
     lat_h, lat_w = latent_shape(width, height)
     y = random_latents(rng, (m, lat_h, lat_w))

@@ -70,46 +70,68 @@ def quantize(v: np.ndarray) -> np.ndarray:
 
 
 def analyse(pixels: np.ndarray, model: Model) -> np.ndarray:
-    """y_hat: float analysis g_a and rounding to integer latents (Annex A.1.3)."""
+    """y: the float analysis g_a as integers in the unit of y_hat (Annex A.1.3)."""
     return analyse_all(pixels, model)[0]
 
 
 def analyse_all(pixels: np.ndarray, model: Model) -> tuple:
-    """(y_hat, z_hat): z_hat = h_a of the float latent, rounded; None for factorized (Annex A.1.3)."""
+    """(y, z_hat): g_a times 2^F (F the model's mean_shift, spec §8.8) rounded to integers, and
+    h_a of the float latent rounded; z_hat is None for factorized (Annex A.1.3)."""
     check_encoder(model)
     x = pad_to_stride(pixels).transpose(2, 0, 1).astype(np.float32) / 255.0
     with np.errstate(over="ignore", invalid="ignore"):
         y = floatnet.analysis(x, model.encoder)
         z = None if model.architecture == "factorized" else floatnet.hyper_analysis(y, model.encoder,
                                                                                     model.architecture)
+        y = y * np.float32(1 << model.mean_shift)
     return quantize(y), None if z is None else quantize(z)
 
 
-def y_symbols(y_hat: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
-    """(values, table rows) of the y sub-stream in coding order (spec §8.3, §8.9, §8.10)."""
+def choose_value(y, mean, mean_shift: int):
+    """The value v whose latent v * 2^F + mean (spec §8.8) is nearest to y, within ACT_MIN..ACT_MAX
+    (Annex A.1.4); for F = 0 and y in range, v = y - mean. Works on ints and on arrays."""
+    v = (y - mean + ((1 << mean_shift) >> 1)) >> mean_shift
+    return np.minimum(np.maximum(v, -((mean - ACT_MIN) >> mean_shift)), (ACT_MAX - mean) >> mean_shift)
+
+
+def y_symbols(y: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
+    """(y_hat, values, table rows): the latents the decoder rebuilds from the coded values, and the
+    values and rows of the y sub-stream in coding order (spec §8.3, §8.8-§8.10, Annex A.1.4)."""
     _, layer_impl, _ = kernels(impl)
     if model.architecture == "factorized":
-        return y_hat.reshape(-1), latents.channel_rows(*y_hat.shape)
-    params = latents.hyper_params(z_hat, model, *y_hat.shape[1:], layer_impl)
-    if model.architecture == "joint":
-        params = latents.joint_params(y_hat, params, model, layer_impl)
-    rows, means = latents.gaussian_params(params, model)
-    values = y_hat - means
+        return y, y.reshape(-1), latents.channel_rows(*y.shape)
+    params = latents.hyper_params(z_hat, model, *y.shape[1:], layer_impl)
     if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
-        return values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
-    return values.reshape(-1), rows.reshape(-1)
+        values, rows = np.zeros_like(y), np.zeros_like(y)
+
+        def value(c, ly, lx, r, mean):
+            values[c, ly, lx], rows[c, ly, lx] = choose_value(int(y[c, ly, lx]), mean, model.mean_shift), r
+            return int(values[c, ly, lx])
+
+        y_hat = latents.joint_latents(model, params, value)
+        return y_hat, values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
+    rows, means = latents.gaussian_params(params, model)
+    values = choose_value(y, means, model.mean_shift)
+    return latents.latent_values(values, means, model.mean_shift), values.reshape(-1), rows.reshape(-1)
 
 
-def encode_latents(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "fast",
-                   z_hat: np.ndarray | None = None) -> bytes:
-    """Entropy-code integer latents (and hyper-latents) into a complete stream (spec §7, Annex A.1.4)."""
+def code_latents(y: np.ndarray, model: Model, width: int, height: int, impl: str = "fast",
+                 z_hat: np.ndarray | None = None) -> tuple:
+    """(stream, y_hat): integer latents y (and hyper-latents) coded into a complete stream (spec §7,
+    Annex A.1.4), and the latents y_hat a decoder rebuilds from it (y itself when F = 0)."""
     coder = kernels(impl)[0]
     z_data = None
     if model.architecture != "factorized":
         z_data = coder.encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
-    values, rows = y_symbols(y_hat, model, z_hat, impl)
+    y_hat, values, rows = y_symbols(y, model, z_hat, impl)
     y_data = coder.encode_values(values, rows, model.y_table)
-    return write_stream(model.model_id, model.code, width, height, y_data, z_data)
+    return write_stream(model.model_id, model.code, width, height, y_data, z_data), y_hat
+
+
+def encode_latents(y: np.ndarray, model: Model, width: int, height: int, impl: str = "fast",
+                   z_hat: np.ndarray | None = None) -> bytes:
+    """The stream of ``code_latents``."""
+    return code_latents(y, model, width, height, impl, z_hat)[0]
 
 
 def encode(image, model="factorized", impl: str = "fast", return_reconstruction: bool = False):
@@ -121,8 +143,8 @@ def encode(image, model="factorized", impl: str = "fast", return_reconstruction:
     model = resolve_model(model)
     pixels = to_rgb_array(image)
     h, w, _ = pixels.shape
-    y_hat, z_hat = analyse_all(pixels, model)
-    stream = encode_latents(y_hat, model, w, h, impl, z_hat)
+    y, z_hat = analyse_all(pixels, model)
+    stream, y_hat = code_latents(y, model, w, h, impl, z_hat)
     if not return_reconstruction:
         return stream
     return stream, reconstruct(y_hat, model, w, h, impl)

@@ -220,18 +220,28 @@ def _igdn(beta, gamma, s_in, s_target):
     return G, B, S, s_out
 
 
+def latent_unit(architecture: str) -> float:
+    """The real value of one unit of y_hat: 2^-F, F = floatnet.MEAN_SHIFT for mean-scale and joint (spec §8.8)."""
+    return 2.0 ** -mean_shift(architecture)
+
+
+def mean_shift(architecture: str) -> int:
+    """The entropy.y.mean_shift the exporter writes (spec §6.3): floatnet.MEAN_SHIFT where there are means."""
+    return floatnet.MEAN_SHIFT if architecture in ("mean-scale", "joint") else 0
+
+
 def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int) -> np.ndarray:
     """The real value of one integer unit of each output channel of layer k of ``group`` (Annex A.1.5).
 
-    Pixels: 1/255. Scales (spec §8.8): 2^-SCALE_BITS. Means: 1, so that the
-    requantised output is the rounded mean. Hidden layers: the calibrated maximum at 2^13.
+    Pixels: 1/255. Scales (spec §8.8): 2^-SCALE_BITS. Means: 2^-MEAN_SHIFT, the unit
+    of y_hat (spec §8.8). Hidden layers: the calibrated maximum at 2^13.
     """
     last = k == len(plan) - 1
     if group == "synthesis" and last:
         return np.full(3, 1 / 255)
     if last and (group == "entropy_parameters" or (group == "hyper_synthesis" and architecture != "joint")):
         scales = np.full(plan[k][2], 2.0**-SCALE_BITS)
-        scales[m:] = 1.0
+        scales[m:] = latent_unit(architecture)
         return scales
     return maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS)
 
@@ -241,7 +251,8 @@ def integer_layers(p: dict, architecture: str, maxima: dict) -> dict:
     m, n = p["synthesis.0.weight"].shape[:2]
     plan = layer_plan(architecture, n, m)
     out, final = {}, {}
-    inputs = {"synthesis": np.ones(m), "hyper_synthesis": np.ones(n), "context": np.ones(m)}  # y_hat, z_hat: unit 1
+    unit = latent_unit(architecture)  # of y_hat; z_hat is in units of 1
+    inputs = {"synthesis": np.full(m, unit), "hyper_synthesis": np.ones(n), "context": np.full(m, unit)}
     for group, layers in plan.items():
         s = inputs.get(group)
         if group == "entropy_parameters":
@@ -274,6 +285,8 @@ def export(p: dict, images: list, name: str, info: dict | None = None, architect
         scales = gaussian_scales()
         tables = {"entropy.z": density, "entropy.y": gaussian_tables(scales)}
         tensors["entropy.y.scale_bound"] = scale_bounds(scales)
+    if mean_shift(architecture):
+        tensors["entropy.y.mean_shift"] = np.array([mean_shift(architecture)], np.uint8)
     for label, table in tables.items():
         tensors.update({f"{label}.cdf": table.cdf, f"{label}.cdf_length": table.cdf_length,
                         f"{label}.offset": table.offset})

@@ -14,6 +14,7 @@ from .layers import LEAKY_SHIFT, conv_transpose
 from .model import layer_plan
 
 LEAKY_SLOPE = 2.0**-LEAKY_SHIFT  # the float leaky ReLU that spec §5.6 computes in integers
+MEAN_SHIFT = 4  # the mean-scale and joint models predict means in units of 2^-4 (spec §8.8 mean_shift)
 HYPER_ANALYSIS_STRIDES = (1, 2, 2)
 
 

@@ -2,15 +2,17 @@
 
     factorized   y_hat: one table row per channel                         spec §8.3
     hyperprior   z_hat as above; h_s(z_hat) -> scales -> table rows       spec §8.7, §8.8, §8.9
-    mean-scale   as hyperprior, and y_hat = decoded value + mean          spec §8.9
+    mean-scale   as hyperprior, and y_hat = v * 2^F + mean from the        spec §8.8, §8.9
+                 decoded value v (F = the model's mean_shift)
     joint        per latent position, in raster order: masked context     spec §8.10
                  of the y_hat decoded so far + h_s(z_hat) -> entropy
                  parameters -> scales, means -> the M values there
 
-The encoder (Annex A.1) computes the same scales and means from the whole
-y_hat at once (``joint_params``); the decoder's position-by-position
-computation gives the same integers because the context only sees earlier
-positions (spec §5.8).
+The position-by-position loop of spec §8.10 (``joint_latents``) serves the
+decoder, which takes each value v from the y sub-stream, and the encoder
+(Annex A.1.4), which chooses v from its latent. Given y_hat, the same scales
+and means follow from the whole array at once (``joint_params``), because the
+context only sees earlier positions (spec §5.8).
 """
 
 from __future__ import annotations
@@ -65,17 +67,23 @@ def gaussian_params(params: np.ndarray, model) -> tuple:
     return scale_index(params[:m], model.scale_bound), means
 
 
+def latent_values(v: np.ndarray, means: np.ndarray, mean_shift: int) -> np.ndarray:
+    """y_hat = v * 2^F + mean (spec §8.8), F = ``mean_shift``."""
+    return v * (1 << mean_shift) + means
+
+
 def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
     """y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
     rows, means = gaussian_params(params, model)
     check_length(data, rows.size, "y")
-    y_hat = rans.decode_values(data, rows.reshape(-1), model.y_table, name="y").reshape(rows.shape) + means
+    v = rans.decode_values(data, rows.reshape(-1), model.y_table, name="y").reshape(rows.shape)
+    y_hat = latent_values(v, means, model.mean_shift)
     check_range(y_hat, "y", "8.8")
     return y_hat
 
 
 def joint_params(y_hat: np.ndarray, params: np.ndarray, model, layers) -> np.ndarray:
-    """The encoder's view of spec §8.10: scales and means of every position at once.
+    """Spec §8.10 steps 1-3 at every position at once, given the whole of ``y_hat``.
 
     The context convolution over the whole of ``y_hat`` (its masked taps are 0,
     spec §6.4) and the 1x1 entropy-parameter layers over every position.
@@ -84,26 +92,35 @@ def joint_params(y_hat: np.ndarray, params: np.ndarray, model, layers) -> np.nda
     return layers.run_layers(x, model.entropy_parameters)[-1]
 
 
-def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
-    """y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
+def joint_latents(model, params: np.ndarray, value) -> np.ndarray:
+    """The loop of spec §8.10: y_hat position by position in raster order, channel by channel.
+
+    ``value(c, ly, lx, row, mean)`` gives the value v of latent (c, ly, lx), whose
+    table row and mean are ``row`` and ``mean`` (spec §8.8); y_hat = v * 2^F + mean.
+    """
     m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
-    check_length(data, m * lat_h * lat_w, "y")
-    table = model.y_table
-    cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
-    dec = RansDecoder(data, "y")
     y_hat = np.zeros((m, lat_h, lat_w), np.int64)
     for ly in range(lat_h):
         for lx in range(lat_w):
-            v = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
+            e = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
             for layer in model.entropy_parameters:
-                v = pointwise(v, layer)
-            rows = scale_index(v[:m], model.scale_bound)
+                e = pointwise(e, layer)
+            rows = scale_index(e[:m], model.scale_bound)
             for c in range(m):
-                r = int(rows[c])
-                value = dec.decode_value(cdf[r], cdf_length[r], offset[r]) + int(v[m + c])
-                if not ACT_MIN <= value <= ACT_MAX:
+                mean = int(e[m + c])
+                latent = value(c, ly, lx, int(rows[c]), mean) * (1 << model.mean_shift) + mean
+                if not ACT_MIN <= latent <= ACT_MAX:
                     raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
-                y_hat[c, ly, lx] = value
-    dec.finish()
+                y_hat[c, ly, lx] = latent
     return y_hat
 
+
+def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
+    """y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
+    check_length(data, model.m * params.shape[1] * params.shape[2], "y")
+    table = model.y_table
+    cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
+    dec = RansDecoder(data, "y")
+    y_hat = joint_latents(model, params, lambda c, ly, lx, r, mean: dec.decode_value(cdf[r], cdf_length[r], offset[r]))
+    dec.finish()
+    return y_hat

@@ -39,6 +39,7 @@ DTYPES = {
 }
 ARCHITECTURES = {"factorized": 0, "hyperprior": 1, "mean-scale": 2, "joint": 3}  # spec §6.2 -> stream code §7.2
 MAX_SCALE_LEVELS = 256  # spec §6.3: rows of the y table of the hyperprior architectures
+MAX_MEAN_SHIFT = 8  # spec §6.3: largest entropy.y.mean_shift
 ENCODER_PREFIX = "encoder."
 
 
@@ -49,7 +50,8 @@ class Model:
     ``synthesis`` (g_s), ``hyper_synthesis`` (h_s), ``context`` and
     ``entropy_parameters`` are lists of layers (refcodec.layers); those an
     architecture does not have are empty, as are ``z_table`` (None) and
-    ``scale_bound`` of the factorized architecture.
+    ``scale_bound`` of the factorized architecture. ``mean_shift`` F: a latent is
+    v * 2^F + mean (spec §8.8); 0 unless a mean-scale or joint model sets it.
     """
 
     model_id: bytes
@@ -64,6 +66,7 @@ class Model:
     entropy_parameters: list
     z_table: CdfTable | None
     scale_bound: np.ndarray
+    mean_shift: int
     encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
     metadata: dict = field(repr=False)
 
@@ -258,6 +261,12 @@ def load_model(data: bytes) -> Model:
         if np.any(np.diff(scale_bound.astype(np.int64)) <= 0):
             _fail("entropy.y.scale_bound is not strictly increasing", "6.4")
         known |= {"entropy.y.scale_bound"} | {f"entropy.z.{p}" for p in ("cdf", "cdf_length", "offset")}
+    mean_shift = 0
+    if arch in ("mean-scale", "joint") and "entropy.y.mean_shift" in tensors:
+        mean_shift = int(_tensor(tensors, "entropy.y.mean_shift", "U8", (1,))[0])
+        if mean_shift > MAX_MEAN_SHIFT:
+            _fail(f"entropy.y.mean_shift is {mean_shift}, more than {MAX_MEAN_SHIFT}", "6.4")
+        known.add("entropy.y.mean_shift")
     known |= {f"entropy.y.{p}" for p in ("cdf", "cdf_length", "offset")}
     for name in tensors:
         if name not in known and not name.startswith(ENCODER_PREFIX):
@@ -265,7 +274,7 @@ def load_model(data: bytes) -> Model:
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
     return Model(model_id, metadata.get("name", ""), arch, n, m, groups["synthesis"], y_table,
                  groups.get("hyper_synthesis", []), groups.get("context", []), groups.get("entropy_parameters", []),
-                 z_table, scale_bound, encoder, metadata)
+                 z_table, scale_bound, mean_shift, encoder, metadata)
 
 
 # ---------------------------------------------------------------------------

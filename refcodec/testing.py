@@ -59,12 +59,21 @@ def _igdn_tensors(rng, name: str, c: int, stress: bool) -> dict:
             f"{name}.shift": shift.astype(np.uint8)}
 
 
+def _mean_shift_tensor(architecture: str, mean_shift: int | None) -> dict:
+    """entropy.y.mean_shift (spec §6.3), for the architectures with means, unless None."""
+    if mean_shift is None or architecture not in ("mean-scale", "joint"):
+        return {}
+    return {"entropy.y.mean_shift": np.array([mean_shift], np.uint8)}
+
+
 def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False, name: str = "random",
-                 architecture: str = "factorized", levels: int | None = None) -> bytes:
+                 architecture: str = "factorized", levels: int | None = None,
+                 mean_shift: int | None = None) -> bytes:
     """A valid integer model file of ``architecture`` with random layers and tables (spec §6).
 
     ``levels``: rows of the y table of the hyperprior architectures (default random 1..6),
-    with random strictly increasing ``scale_bound`` values.
+    with random strictly increasing ``scale_bound`` values. ``mean_shift``: the tensor
+    entropy.y.mean_shift of a mean-scale or joint model (None: absent, which means 0).
     """
     if architecture != "factorized":
         levels = levels or int(rng.integers(1, 7))
@@ -72,6 +81,7 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
     if architecture != "factorized":
         bound = np.sort(rng.choice(np.arange(-40000, 40000), size=levels - 1, replace=False))
         tensors["entropy.y.scale_bound"] = bound.astype(np.int32)
+    tensors.update(_mean_shift_tensor(architecture, mean_shift))
     for group, plan in layer_plan(architecture, n, m).items():
         for k, (kind, cin, cout, size, _) in enumerate(plan):
             label = f"{group}.{k}"
@@ -140,7 +150,8 @@ def bound_model(architecture: str, n: int, m: int, name: str = "bounds") -> byte
     return save_safetensors(tensors, meta)
 
 
-def ties_model(architecture: str, n: int, m: int, seed: int = 0, name: str = "ties") -> bytes:
+def ties_model(architecture: str, n: int, m: int, seed: int = 0, name: str = "ties",
+               mean_shift: int | None = None) -> bytes:
     """A valid model with small weights (-1, 0, 1), small biases and shifts of 1 and 2, and IGDN
     layers whose norm is a constant 9 .. 15 (Isqrt 3): activations stay far from the clamps, and
     exact ties of Round2 (half of 2^shift) are frequent in every layer, so a decoder that rounds a
@@ -149,6 +160,7 @@ def ties_model(architecture: str, n: int, m: int, seed: int = 0, name: str = "ti
     tensors = _entropy_tensors(rng, architecture, n, m, 6)
     if architecture != "factorized":
         tensors["entropy.y.scale_bound"] = np.array([-12, -4, 0, 4, 12], np.int32)
+    tensors.update(_mean_shift_tensor(architecture, mean_shift))
     for group, plan in layer_plan(architecture, n, m).items():
         for k, (kind, cin, cout, size, activation) in enumerate(plan):
             label = f"{group}.{k}"

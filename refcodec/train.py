@@ -1,4 +1,4 @@
-"""Train a float model: factorized prior or scale hyperprior (optional ``train`` extra; needs torch).
+"""Train a float model of any architecture (optional ``train`` extra; needs torch).
 
 Training is a long-running, resumable job. Every ``--checkpoint-seconds`` the
 float weights are written, in half precision, to ONE file per model (overwritten
@@ -7,10 +7,10 @@ metadata. Restarting the same command on any machine resumes from that file.
 
     python -m refcodec.train --arch factorized --data ../shared/data/train
 
-The float factorized model is what ``refcodec.export`` turns into the integer
-model file (spec §6); the decoder never sees these weights. The scale
-hyperprior (``--arch hyperprior``, Ballé et al. 2018) trains here already; its
-integer export belongs to the next version of the specification.
+``--arch`` is factorized (bmshj2018-factorized), hyperprior
+(bmshj2018-hyperprior), mean-scale (mbt2018-mean) or joint (mbt2018). The float
+model is what ``refcodec.export`` turns into the integer model file (spec §6);
+the decoder never sees these weights.
 
 Recipe notes (measured on the 2-core AVX-512 CPU this project is built on):
 bf16 autocast (``--bf16``) halves the time of an iteration on CPUs with
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .floatnet import LEAKY_SLOPE  # the leaky ReLU slope 2^-6 that spec §5.6 computes as a shift
+from .floatnet import LEAKY_SLOPE, MEAN_SHIFT  # spec §5.6 leaky ReLU slope 2^-6; spec §8.8 means in units of 2^-4
 
 # ---------------------------------------------------------------------------
 # Float model
@@ -215,11 +215,18 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def fixed_point(means: torch.Tensor) -> torch.Tensor:
+    """Means rounded to units of 2^-MEAN_SHIFT (straight-through), as the integer decoder has them."""
+    return ste_round(means * 2**MEAN_SHIFT) / 2**MEAN_SHIFT
+
+
 class MeanScaleHyperprior(FactorizedPrior):
     """mbt2018-mean: h_s predicts a mean and a scale for every latent.
 
-    The decoder's mean is an integer (spec: symbol = y_hat - mean), so the rate is
-    computed with the straight-through rounded mean; y_hat = round(y).
+    The decoder's mean is a fixed-point number in units of 2^-MEAN_SHIFT and it
+    rebuilds y_hat = v + mean from the integer v it decodes (spec §8.8), so the
+    rate is that of y - mean with the straight-through fixed-point mean, and the
+    distortion is computed on y_hat = round(y - mean) + mean.
     """
 
     def __init__(self, n: int, m: int):
@@ -229,25 +236,28 @@ class MeanScaleHyperprior(FactorizedPrior):
         self.density = FactorizedDensity(n)  # of z
 
     def params(self, z_hat: torch.Tensor, y_hat: torch.Tensor):
-        return self.transform(self.h_s, z_hat).chunk(2, 1)  # (scales, means)
+        """(scales, fixed-point means); ``y_hat`` (the context's input) is unused here."""
+        scales, means = self.transform(self.h_s, z_hat).chunk(2, 1)
+        return scales, fixed_point(means)
 
     def forward(self, x: torch.Tensor):
         y = self.transform(self.g_a, x)
         z_noisy, z_ste = quantize(self.transform(self.h_a, y))
-        y_noisy, y_ste = quantize(y)
-        scales, means = self.params(z_ste, y_ste)
-        return (self.transform(self.g_s, y_ste),
-                [gaussian_likelihood(y_noisy - ste_round(means), scales), self.density.likelihood(z_noisy)])
+        scales, means = self.params(z_ste, ste_round(y))
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_hat = ste_round(y - means) + means
+        return (self.transform(self.g_s, y_hat),
+                [gaussian_likelihood(y_noisy - means, scales), self.density.likelihood(z_noisy)])
 
     @torch.no_grad()
     def code(self, x: torch.Tensor):
+        """Estimated bits and x_hat; for joint the context sees round(y), not the decoder's y_hat."""
         y = self.g_a(x)
         z_hat = torch.round(self.h_a(y))
-        y_hat = torch.round(y)
-        scales, means = self.params(z_hat, y_hat)
-        bits = -torch.log2(gaussian_likelihood(y_hat - torch.round(means), scales)).sum() \
-            - torch.log2(self.density.likelihood(z_hat)).sum()
-        return bits.item(), self.g_s(y_hat)
+        scales, means = self.params(z_hat, torch.round(y))
+        v = torch.round(y - means)
+        bits = -torch.log2(gaussian_likelihood(v, scales)).sum() - torch.log2(self.density.likelihood(z_hat)).sum()
+        return bits.item(), self.g_s(v + means)
 
 
 class MaskedConv(nn.Conv2d):
@@ -280,7 +290,8 @@ class JointAutoregressive(MeanScaleHyperprior):
     def params(self, z_hat: torch.Tensor, y_hat: torch.Tensor):
         h = self.transform(self.h_s, z_hat)
         ctx = self.transform(self.context, y_hat)
-        return self.transform(self.entropy_parameters, torch.cat([ctx, h], 1)).chunk(2, 1)
+        scales, means = self.transform(self.entropy_parameters, torch.cat([ctx, h], 1)).chunk(2, 1)
+        return scales, fixed_point(means)
 
 
 ARCHITECTURES = {"factorized": FactorizedPrior, "hyperprior": ScaleHyperprior,
@@ -468,7 +479,8 @@ def main(argv=None) -> None:
             meta["record"] = {"arch": args.arch, "N": args.N, "M": args.M, "lambda": args.lmbda, "seed": args.seed,
                               "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
                               "decay": args.decay, "small_patch_iters": args.small_patch_iters,
-                              "data": str(args.data), "threads": args.threads, "bf16": args.bf16}
+                              "data": str(args.data), "threads": args.threads, "bf16": args.bf16,
+                              "mean_shift": MEAN_SHIFT}
             save_checkpoint(model, args.out, meta)
             print(f"checkpoint it {it}: kodak[:{args.eval_images}] (float, estimated) {kb:.4f} bpp {kp:.2f} dB",
                   flush=True)

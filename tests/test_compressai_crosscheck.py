@@ -125,6 +125,6 @@ def test_compressai_decodes_our_hyperprior_sub_streams(ans, seed, architecture):
     z_rows = channel_rows(*z.shape)
     assert ans.RansDecoder().decode_with_indexes(header.z_data, z_rows.tolist(),
                                                   *table_lists(model.z_table)) == z.reshape(-1).tolist()
-    values, rows = y_symbols(y, model, z, "reference")
+    _, values, rows = y_symbols(y, model, z, "reference")
     assert ans.RansDecoder().decode_with_indexes(header.y_data, rows.tolist(),
                                                   *table_lists(model.y_table)) == values.tolist()

@@ -130,7 +130,7 @@ def test_latent_plus_mean_out_of_range(hyper, impl):
     # re-code the same symbols with the latent one above ACT_MAX: forge via the coder directly
     from refcodec import encoder, rans
 
-    values, rows = encoder.y_symbols(big, model, z, "reference")
+    _, values, rows = encoder.y_symbols(big, model, z, "reference")
     order = (1 * 3 + 2) * 4 + 1 if model.architecture == "joint" else (1 * 2 + 1) * 3 + 2
     values = values.copy()
     values[order] += 1
@@ -163,11 +163,13 @@ def test_mutated_streams_agree(hyper, data):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(HYPER), st.integers(1, 100), st.integers(1, 100),
        st.booleans())
 def test_chosen_latents_round_trip(tmp_path_factory, seed, arch, width, height, stress):
-    """Any latents and hyper-latents, any size: the encoder's stream decodes to them on both paths."""
+    """Any latents and hyper-latents, any size, any mean shift: the encoder's stream decodes on both
+    paths to the latents the encoder reports, which are the chosen ones when the mean shift is 0."""
     from refcodec.decoder import decode_y
+    from refcodec.encoder import code_latents
 
     rng = np.random.default_rng(seed)
-    data = random_model(rng, 2, 3, stress=stress, architecture=arch)
+    data = random_model(rng, 2, 3, stress=stress, architecture=arch, mean_shift=[None, 0, 3, 8][seed % 4])
     model = load_model(data)
     path = tmp_path_factory.mktemp("m") / "m.safetensors"
     path.write_bytes(data)
@@ -175,10 +177,39 @@ def test_chosen_latents_round_trip(tmp_path_factory, seed, arch, width, height, 
     y = rng.integers(-100, 100, size=(3, *lat))
     y.flat[rng.integers(y.size)] = rng.choice([ACT_MIN, ACT_MAX])
     z = rng.integers(-20, 20, size=(2, (lat[0] + 3) // 4, (lat[1] + 3) // 4))
-    stream = encode_latents(y, model, width, height, impl="fast", z_hat=z)
-    assert stream == encode_latents(y, model, width, height, impl="reference", z_hat=z)
+    stream, y_hat = code_latents(y, model, width, height, impl="fast", z_hat=z)
+    ref_stream, ref_y_hat = code_latents(y, model, width, height, impl="reference", z_hat=z)
+    assert stream == ref_stream and np.array_equal(y_hat, ref_y_hat)
+    if model.mean_shift == 0:
+        assert np.array_equal(y_hat, y)
     header = parse_stream(stream)
     for impl in IMPLS:
         got = decode_y(header, model, impl)
-        assert np.array_equal(got["y_hat"], y) and np.array_equal(got["z_hat"], z)
+        assert np.array_equal(got["y_hat"], y_hat) and np.array_equal(got["z_hat"], z)
     assert np.array_equal(decode(stream, [path], impl="reference"), decode(stream, [path], impl="fast"))
+
+
+@pytest.mark.parametrize("arch", ["mean-scale", "joint"])
+@pytest.mark.parametrize("mean_shift", [1, 3, 8])
+def test_latents_on_the_grid_of_the_mean(tmp_path, arch, mean_shift):
+    """With a mean shift F, a latent is v * 2^F + mean (spec §8.8): the encoder moves each latent to
+    the nearest such value, at most 2^(F-1) away (Annex A.1.4), and both decoders rebuild it."""
+    from refcodec.decoder import stages
+    from refcodec.encoder import code_latents
+    from refcodec.testing import ties_model
+
+    data = ties_model(arch, 3, 4, mean_shift=mean_shift)  # small means, far from the clamps
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(data)
+    model = load_model(data)
+    rng = np.random.default_rng(mean_shift)
+    y = rng.integers(-3000, 3000, size=(4, 3, 5))
+    z = rng.integers(-5, 5, size=(3, 1, 2))
+    stream, y_hat = code_latents(y, model, 80, 48, impl="reference", z_hat=z)
+    assert np.abs(y_hat - y).max() <= 1 << (mean_shift - 1) and not np.array_equal(y_hat, y)
+    got = stages(stream, [path])
+    assert np.array_equal(got["y_hat"], y_hat)
+    assert np.all((got["y_hat"] - got["mean"]) % (1 << mean_shift) == 0)
+    assert np.any(got["mean"] % (1 << mean_shift))  # the means themselves are off the integer grid
+    for impl in IMPLS:
+        assert np.array_equal(decode(stream, [path], impl=impl), decode(stream, [path], impl="reference"))

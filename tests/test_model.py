@@ -121,7 +121,29 @@ BAD_HYPER = {
     "context weight layout": _set("context.0.weight", lambda v: np.ascontiguousarray(v.transpose(1, 0, 2, 3))),
     "hyper conv kernel size": _set("hyper_synthesis.2.weight", lambda v: np.zeros(v.shape[:2] + (5, 5), np.int16)),
     "joint tensors, mean-scale architecture": _meta("architecture", "mean-scale"),
+    "mean_shift above 8": _set("entropy.y.mean_shift", np.array([9], np.uint8)),
+    "mean_shift not U8": _set("entropy.y.mean_shift", np.array([4], np.int32)),
+    "mean_shift not one value": _set("entropy.y.mean_shift", np.array([4, 4], np.uint8)),
 }
+
+
+def test_mean_shift(spec):
+    """entropy.y.mean_shift (spec §6.3): absent means 0; 0..8 accepted for the architectures with means."""
+    assert load_model(GOOD_JOINT).mean_shift == 0 and spec["LoadModel"](GOOD_JOINT)["mean_shift"] == 0
+    for f in (0, 3, 8):
+        data = _rebuild(_set("entropy.y.mean_shift", np.array([f], np.uint8)), GOOD_JOINT)
+        assert load_model(data).mean_shift == f == spec["LoadModel"](data)["mean_shift"]
+
+
+def test_mean_shift_only_with_means(spec):
+    """A hyperprior model (it has no means) must not carry entropy.y.mean_shift (spec §6.3)."""
+    base = random_model(np.random.default_rng(4), 3, 2, architecture="hyperprior", levels=4)
+    data = _rebuild(_set("entropy.y.mean_shift", np.array([0], np.uint8)), base)
+    with pytest.raises(ModelError) as e:
+        load_model(data)
+    assert e.value.clause == "6.3"
+    with pytest.raises(spec["ConformanceError"]):
+        spec["LoadModel"](data)
 
 
 def test_good_joint_model_loads(spec):

@@ -43,7 +43,8 @@ def test_spec_decoder_matches_reference(tmp_path_factory, seed, n, m, width, hei
 
     spec = spec_namespace()
     rng = np.random.default_rng(seed)
-    data = random_model(rng, n, m, stress=stress, architecture=architecture)
+    data = random_model(rng, n, m, stress=stress, architecture=architecture,
+                        mean_shift=[None, 0, 1, 4, 8][int(rng.integers(5))])
     path = tmp_path_factory.mktemp("m") / "model.safetensors"
     path.write_bytes(data)
     model = load_model(data)

@@ -152,6 +152,22 @@ def ties_vectors():
                encode_latents(y, model, 70, 50, z_hat=z), data)
 
 
+def mean_shift_vectors():
+    """(name, description, clauses, stream, model bytes): mean-scale and joint models with a mean shift
+    (spec §6.3, §8.8), small means off the integer grid, and latents spread over the s16 range."""
+    for k, (arch, shift) in enumerate((("mean-scale", 3), ("joint", 8))):
+        data = ties_model(arch, 3, 3, seed=7 + k, name=f"mean-shift-{arch}", mean_shift=shift)
+        model = load_model(data)
+        rng = np.random.default_rng(60 + k)
+        y = rng.integers(-32768, 32768, size=(3, 4, 5))
+        y[0, 0, :2] = -32768, 32767  # the value nearest the s16 limits (Annex A.1.4)
+        z = rng.integers(-6, 7, size=hyper_shape(model, (4, 5)))
+        yield (f"mean-shift-{arch}", f"A {arch} model with mean shift F = {shift}: every latent is v * 2^{shift} + "
+               "mean, the means (small, of either sign) are not multiples of 2^F, and the latents range over the "
+               "whole s16 range, up to its limits.", ["5.6", "6.3", *CLAUSES[arch]],
+               encode_latents(y, model, 70, 50, z_hat=z), data)
+
+
 def escaped_names_vector():
     """A model whose JSON header spells its tensor names with escapes ("synthesis\\u002e0.weight"): the names
     are compared after unescaping (spec §2.4), so it is the same valid model under another identity."""
@@ -373,7 +389,7 @@ def hyper_negative_vectors():
         head + (len(zd) + len(yd) + 9).to_bytes(4, "little") + zd, "StreamError", data
     yield "neg-joint-y-truncated", "The joint y sub-stream loses its last word: it ends early.", ["3.3", "8.10"], \
         _hyper_join(head, zd, yd[:-4]), "StreamError", data
-    values, rows = encoder.y_symbols(y, model, z, "reference")
+    _, values, rows = encoder.y_symbols(y, model, z, "reference")
     values = values.copy()
     values[1] = 32767 + 40000  # latent 1 (channel 1 of the first position) = value + mean: beyond s16
     yield ("neg-mean-out-of-range", "A y value whose latent (value + predicted mean) lies outside the s16 range.",
@@ -382,13 +398,27 @@ def hyper_negative_vectors():
                             levels=4)
     ms = load_model(small_ms)
     ms_stream = encode_latents(y, ms, 40, 20, z_hat=z)
-    values, rows = encoder.y_symbols(y, ms, z, "reference")
+    _, values, rows = encoder.y_symbols(y, ms, z, "reference")
     values = values.copy()
     values[0] = -32768 - 40000  # latent 0 (channel 0, first position) = value + mean: below s16
     head, zd, _ = _hyper_parts(ms_stream)
     yield ("neg-mean-scale-out-of-range", "A mean-scale y value whose latent (value + mean) lies outside the s16 "
            "range.", ["8.8"], _hyper_join(head, zd, rans.encode_values(values, rows, ms.y_table)), "StreamError",
            small_ms)
+    shifted = ties_model("mean-scale", 2, 3, seed=8, name="small-mean-shift", mean_shift=8)
+    sm = load_model(shifted)
+    sm_stream = encode_latents(np.zeros((3, 2, 3), np.int64), sm, 40, 20, z_hat=np.zeros((2, 1, 1), np.int64))
+    _, values, rows = encoder.y_symbols(np.zeros((3, 2, 3), np.int64), sm, np.zeros((2, 1, 1), np.int64),
+                                        "reference")
+    values = values.copy()
+    values[0] = 200  # 200 * 2^8 + mean is beyond s16, though 200 + mean is not
+    head, zd, _ = _hyper_parts(sm_stream)
+    yield ("neg-mean-shift-out-of-range", "A mean-scale model with mean shift 8 and a y value of 200: the value "
+           "plus the mean lies in the s16 range, the latent 200 * 2^8 + mean does not.", ["8.8"],
+           _hyper_join(head, zd, rans.encode_values(values, rows, sm.y_table)), "StreamError", shifted)
+    bad_shift = _broken_model(shifted, lambda t: t["entropy.y.mean_shift"].__setitem__(0, 9))
+    yield ("neg-model-mean-shift", "A mean-scale model whose mean_shift is 9 (at most 8).", ["6.4"],
+           _patch(sm_stream, 6, hashlib.sha256(bad_shift).digest()), "ModelError", bad_shift)
     for name, description, clause, edit in [
         ("neg-model-scale-levels", "A joint model whose y table has 257 rows (at most 256 scale levels).", "6.3",
          lambda t: t.update({"entropy.y.cdf": np.repeat(t["entropy.y.cdf"][:1], 257, axis=0),
@@ -474,7 +504,7 @@ def main(argv=None) -> None:
         for name, description, clauses, stream in vectors(model_file):
             write_vector(index, name, description, clauses, stream, model_file)
     for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), *ties_vectors(),
-                                                      escaped_names_vector()]:
+                                                      *mean_shift_vectors(), escaped_names_vector()]:
         write_vector(index, name, description, clauses, stream, store_model(data))
     write_negative(index, files["factorized"])
     (ROOT / "index.json").write_text(json.dumps({"suite": "refcodec golden vectors", "version": 1,

@@ -40,7 +40,7 @@ def _dense(v, w, b, s, leaky, out):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
-            bound, cdf, cdf_length, offset, y):
+            bound, cdf, cdf_length, offset, mean_shift, y):
     """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans."""
     lat_h, lat_w, m = y.shape
     c2 = ctx_w.shape[1]
@@ -77,7 +77,7 @@ def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2
                 code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
                 if code != OK:
                     return code, value
-                value += out[m + c]
+                value = value * (1 << mean_shift) + out[m + c]  # spec §8.8
                 if value < ACT_MIN or value > ACT_MAX:
                     return OUT_OF_RANGE, value
                 y[ly, lx, c] = value
@@ -107,7 +107,8 @@ def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
     y = np.zeros((lat_h, lat_w, m), np.int64)
     table = model.y_table
     code, aux = _decode(words, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
-                        model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset, y)
+                        model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
+                        model.mean_shift, y)
     if code == OUT_OF_RANGE:
         raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
     raise_for(code, aux, "y")
