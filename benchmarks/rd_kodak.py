@@ -300,10 +300,11 @@ def model_key(arg: str) -> str:
     return Path(arg).stem if arg.endswith(".safetensors") or "/" in arg else arg
 
 
-def eval_refcodec(files: list, model, verify_all: bool = False) -> tuple:
+def eval_refcodec(files: list, model, verify_all: bool = False, model_files=()) -> tuple:
     """(records, reconstructions) of the integer codec on every image.
 
-    ``model``: the Model resolved once, so a model file re-exported mid-run is not picked up.
+    ``model``: the Model resolved once, so a model file re-exported mid-run is not picked up;
+    ``model_files``: where the decoder finds it if it is not a shipped model.
     """
     records, recons = [], []
     for i, path in enumerate(files):
@@ -312,7 +313,7 @@ def eval_refcodec(files: list, model, verify_all: bool = False) -> tuple:
         h, w, _ = pixels.shape
         assert recon.dtype == np.uint8 and recon.shape == (h, w, 3), (recon.dtype, recon.shape)
         if i == 0 or verify_all:
-            decoded = refcodec.decode(stream)
+            decoded = refcodec.decode(stream, model_files)
             assert np.array_equal(decoded, recon), f"{path.name}: decode(stream) != encoder's reconstruction"
         records.append({"image": path.name, "height": h, "width": w, "bytes": len(stream),
                         "stream_sha256": hashlib.sha256(stream).hexdigest(),
@@ -356,7 +357,8 @@ def eval_model(arg: str, files: list, images: list, verify_all: bool) -> dict:
     names = [f.name for f in files]
     timings = {}
     t = time.perf_counter()
-    int_records, recons = eval_refcodec(files, model, verify_all)
+    model_files = [arg] if model_key(arg) != arg else []  # a model file, not a shipped name
+    int_records, recons = eval_refcodec(files, model, verify_all, model_files)
     timings["int_encode_decode"] = time.perf_counter() - t
     t = time.perf_counter()
     float_records = eval_float_twin(images, names, model, int_records, recons, verify_all)

@@ -232,6 +232,27 @@ def test_output_left_behind_after_an_error_fails(tmp_path, capsys):
     assert r["note"] == "reported StreamError as expected"
 
 
+ALWAYS_STREAM_ERROR = """
+code = decode()
+if code != 0:
+    print("StreamError: something", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_wrong_error_class_fails(tmp_path, capsys):
+    """A decoder that names the wrong class of spec §2.6 fails the vector; the right one passes."""
+    report = tmp_path / "report.json"
+    code, out, _ = conform(capsys, "--decoder", decoder_template(tmp_path, ALWAYS_STREAM_ERROR),
+                           "--filter", "neg-model-mean-shift", "--filter", "neg-mean-shift-out-of-range",
+                           "--json", report)
+    results = by_name(report)
+    assert code == 1 and out.splitlines()[-1] == "1 passed, 1 failed"
+    assert results["neg-mean-shift-out-of-range"]["passed"]
+    r = results["neg-model-mean-shift"]
+    assert r["reason"] == "wrong-error" and "reported a StreamError; expected a ModelError" in r["detail"]
+
+
 def test_own_decoder_stages_match(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     report = tmp_path / "report.json"
@@ -430,4 +451,4 @@ def test_placeholders_are_substituted_within_words_after_splitting():
 def test_stderr_line_and_error_class_note():
     assert last_line(b"debug\n\x1b[31merror: StreamError: bad\x07\x1b[0m\n\n") == "error: StreamError: bad?"
     assert error_class_note("ModelError", "StreamError: bad") == "reported StreamError, expected ModelError"
-    assert error_class_note("ModelError", "error 7") == ""
+    assert error_class_note("ModelError", "error 7") == "error class not reported, not checked"

@@ -419,6 +419,13 @@ def hyper_negative_vectors():
     bad_shift = _broken_model(shifted, lambda t: t["entropy.y.mean_shift"].__setitem__(0, 9))
     yield ("neg-model-mean-shift", "A mean-scale model whose mean_shift is 9 (at most 8).", ["6.4"],
            _patch(sm_stream, 6, hashlib.sha256(bad_shift).digest()), "ModelError", bad_shift)
+    hyper = random_model(np.random.default_rng(43), 2, 3, name="small-hyperprior", architecture="hyperprior", levels=4)
+    hyper_stream = encode_latents(np.zeros((3, 2, 3), np.int64), load_model(hyper), 40, 20,
+                                  z_hat=np.zeros((2, 1, 1), np.int64))
+    hyper_shift = _broken_model(hyper, lambda t: t.update({"entropy.y.mean_shift": np.zeros(1, np.uint8)}))
+    yield ("neg-model-hyperprior-mean-shift", "A hyperprior model (it has no means) with the tensor "
+           "entropy.y.mean_shift, which only mean-scale and joint models may have.", ["6.3"],
+           _patch(hyper_stream, 6, hashlib.sha256(hyper_shift).digest()), "ModelError", hyper_shift)
     for name, description, clause, edit in [
         ("neg-model-scale-levels", "A joint model whose y table has 257 rows (at most 256 scale levels).", "6.3",
          lambda t: t.update({"entropy.y.cdf": np.repeat(t["entropy.y.cdf"][:1], 257, axis=0),
