@@ -25,13 +25,13 @@ from .errors import StreamError
 from .fast import joint as fast_joint, layers as fast_layers, rans as fast_rans
 from .model import Model, find_model
 
-# impl -> (entropy coder, layers, joint y decoder)
-KERNELS = {"reference": (rans, layers, latents.decode_joint), "fast": (fast_rans, fast_layers, fast_joint.decode_joint)}
+# impl -> (entropy coder, layers, joint loop: decode_joint and the encoder's code_joint)
+KERNELS = {"reference": (rans, layers, latents), "fast": (fast_rans, fast_layers, fast_joint)}
 IMPLS = tuple(KERNELS)
 
 
 def kernels(impl: str):
-    """The (rANS module, layers module, joint decoder) of an implementation."""
+    """The (rANS module, layers module, joint-loop module) of an implementation."""
     if impl not in KERNELS:
         raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
     return KERNELS[impl]
@@ -54,7 +54,7 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
     z_hat = latents.decode_factorized(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
     params = latents.hyper_params(z_hat, model, lat_h, lat_w, layer_impl)
     if model.architecture == "joint":
-        y_hat = joint(header.y_data, model, params)
+        y_hat = joint.decode_joint(header.y_data, model, params)
     else:
         y_hat = latents.decode_gaussian(header.y_data, model, params, entropy)
     return {"z_hat": z_hat, "params": params, "y_hat": y_hat}

@@ -87,31 +87,18 @@ def analyse_all(pixels: np.ndarray, model: Model) -> tuple:
     return quantize(y), None if z is None else quantize(z)
 
 
-def choose_value(y, mean, mean_shift: int):
-    """The value v whose latent v * 2^F + mean (spec §8.8) is nearest to y, within ACT_MIN..ACT_MAX
-    (Annex A.1.4); for F = 0 and y in range, v = y - mean. Works on ints and on arrays."""
-    v = (y - mean + ((1 << mean_shift) >> 1)) >> mean_shift
-    return np.minimum(np.maximum(v, -((mean - ACT_MIN) >> mean_shift)), (ACT_MAX - mean) >> mean_shift)
-
-
 def y_symbols(y: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
     """(y_hat, values, table rows): the latents the decoder rebuilds from the coded values, and the
     values and rows of the y sub-stream in coding order (spec §8.3, §8.8-§8.10, Annex A.1.4)."""
-    _, layer_impl, _ = kernels(impl)
+    _, layer_impl, joint = kernels(impl)
     if model.architecture == "factorized":
         return y, y.reshape(-1), latents.channel_rows(*y.shape)
     params = latents.hyper_params(z_hat, model, *y.shape[1:], layer_impl)
     if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
-        values, rows = np.zeros_like(y), np.zeros_like(y)
-
-        def value(c, ly, lx, r, mean):
-            values[c, ly, lx], rows[c, ly, lx] = choose_value(int(y[c, ly, lx]), mean, model.mean_shift), r
-            return int(values[c, ly, lx])
-
-        y_hat = latents.joint_latents(model, params, value)
+        y_hat, values, rows = joint.code_joint(y, model, params)
         return y_hat, values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
     rows, means = latents.gaussian_params(params, model)
-    values = choose_value(y, means, model.mean_shift)
+    values = latents.choose_value(y, means, model.mean_shift)
     return latents.latent_values(values, means, model.mean_shift), values.reshape(-1), rows.reshape(-1)
 
 

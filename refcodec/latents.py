@@ -72,6 +72,13 @@ def latent_values(v: np.ndarray, means: np.ndarray, mean_shift: int) -> np.ndarr
     return v * (1 << mean_shift) + means
 
 
+def choose_value(y, mean, mean_shift: int):
+    """The encoder's inverse of ``latent_values`` (Annex A.1.4): the v whose latent v * 2^F + mean is
+    nearest to y within ACT_MIN..ACT_MAX; for F = 0 and y in range, v = y - mean. Ints or arrays."""
+    v = (y - mean + ((1 << mean_shift) >> 1)) >> mean_shift
+    return np.minimum(np.maximum(v, -((mean - ACT_MIN) >> mean_shift)), (ACT_MAX - mean) >> mean_shift)
+
+
 def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
     """y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
     rows, means = gaussian_params(params, model)
@@ -113,6 +120,18 @@ def joint_latents(model, params: np.ndarray, value) -> np.ndarray:
                     raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
                 y_hat[c, ly, lx] = latent
     return y_hat
+
+
+def code_joint(y: np.ndarray, model, params: np.ndarray) -> tuple:
+    """The encoder's run of the loop of spec §8.10 (Annex A.1.4): (y_hat, values, table rows), each
+    (M, LatH, LatW), the values chosen for the latents y with ``choose_value``."""
+    values, rows = np.zeros_like(y), np.zeros_like(y)
+
+    def value(c, ly, lx, r, mean):
+        values[c, ly, lx], rows[c, ly, lx] = choose_value(int(y[c, ly, lx]), mean, model.mean_shift), r
+        return int(values[c, ly, lx])
+
+    return joint_latents(model, params, value), values, rows
 
 
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:

@@ -5,7 +5,9 @@ position depend on the latents decoded before it. The kernel runs, per
 position in raster order, the masked context convolution (spec §5.8), the
 three 1x1 entropy-parameter layers (spec §5.7), the table selection (spec
 §8.8) and the rANS decoding of the M values there (spec §3), exactly as
-refcodec.latents.decode_joint does. Sums of products are float64: every
+refcodec.latents.decode_joint does. The encoder runs the same loop
+(``code_joint``, as refcodec.latents.code_joint), choosing each value from
+its latent (Annex A.1.4) instead of decoding it. Sums of products are float64: every
 partial sum is an integer of magnitude below 2^47 (spec §6.4), so they are
 exact in any order -- which is why the kernels may let the compiler reorder
 them (fastmath reassociation, for vectorised sums). Single-threaded, so the
@@ -19,13 +21,14 @@ from numba import njit
 
 from ..errors import StreamError
 from ..layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
-from ..latents import check_length
+from ..latents import check_length, choose_value
 from .layers import activate_value
 from .rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words
 
 OUT_OF_RANGE = 100  # kernel code: a decoded latent outside ACT_MIN..ACT_MAX
 
 _weights: dict = {}  # model_id -> kernel-ready weights
+_choose_value = njit(cache=True, nogil=True)(choose_value)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -39,9 +42,13 @@ def _dense(v, w, b, s, leaky, out):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
-            bound, cdf, cdf_length, offset, mean_shift, y):
-    """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans."""
+def _loop(words, targets, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
+          bound, cdf, cdf_length, offset, mean_shift, y, values, rows):
+    """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans.
+
+    Decoding (``targets`` empty): each value from ``words``. Encoding: each value chosen for
+    ``targets[ly, lx, c]`` and stored, with its table row, in ``values`` and ``rows``."""
+    encoding = targets.size > 0
     lat_h, lat_w, m = y.shape
     c2 = ctx_w.shape[1]
     feat = np.empty(c2 + params.shape[0], np.float64)
@@ -49,7 +56,7 @@ def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2
     h1 = np.empty(w1.shape[0], np.float64)
     out = np.empty(w2.shape[0], np.int64)
     acc = np.empty(c2, np.float64)
-    x, p = initial_state(words)
+    x, p = (np.int64(0), 0) if encoding else initial_state(words)
     for ly in range(lat_h):
         for lx in range(lat_w):
             acc[:] = ctx_b
@@ -74,14 +81,18 @@ def _decode(words, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2
                 r = 0  # spec §8.8: the number of bounds below q
                 while r < bound.shape[0] and q > bound[r]:
                     r += 1
-                code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
-                if code != OK:
-                    return code, value
+                if encoding:
+                    value = _choose_value(targets[ly, lx, c], out[m + c], mean_shift)
+                    values[ly, lx, c], rows[ly, lx, c] = value, r
+                else:
+                    code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
+                    if code != OK:
+                        return code, value
                 value = value * (1 << mean_shift) + out[m + c]  # spec §8.8
                 if value < ACT_MIN or value > ACT_MAX:
                     return OUT_OF_RANGE, value
                 y[ly, lx, c] = value
-    return exit_check(x, p, words)
+    return (OK, 0) if encoding else exit_check(x, p, words)
 
 
 def kernel_weights(model) -> tuple:
@@ -99,17 +110,30 @@ def kernel_weights(model) -> tuple:
     return _weights[model.model_id]
 
 
+def _run(words, targets, model, params: np.ndarray) -> tuple:
+    """The kernel over ``params``: ((code, aux), y_hat, values, rows), the last three (LatH, LatW, M)."""
+    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
+    y = np.zeros((lat_h, lat_w, m), np.int64)
+    values, rows = np.zeros_like(y), np.zeros_like(y)
+    table = model.y_table
+    result = _loop(words, targets, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
+                   model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
+                   model.mean_shift, y, values, rows)
+    if result[0] == OUT_OF_RANGE:
+        raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
+    return result, y, values, rows
+
+
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
     """As refcodec.latents.decode_joint (spec §8.10)."""
-    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
-    check_length(data, m * lat_h * lat_w, "y")
-    words = stream_words(data, "y")
-    y = np.zeros((lat_h, lat_w, m), np.int64)
-    table = model.y_table
-    code, aux = _decode(words, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
-                        model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
-                        model.mean_shift, y)
-    if code == OUT_OF_RANGE:
-        raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
+    check_length(data, model.m * params.shape[1] * params.shape[2], "y")
+    (code, aux), y, _, _ = _run(stream_words(data, "y"), np.zeros((0, 0, 0), np.int64), model, params)
     raise_for(code, aux, "y")
     return np.ascontiguousarray(y.transpose(2, 0, 1))
+
+
+def code_joint(y: np.ndarray, model, params: np.ndarray) -> tuple:
+    """As refcodec.latents.code_joint (Annex A.1.4): (y_hat, values, table rows), each (M, LatH, LatW)."""
+    targets = np.ascontiguousarray(y.transpose(1, 2, 0), np.int64)
+    _, *arrays = _run(np.zeros(0, np.uint32), targets, model, params)
+    return tuple(np.ascontiguousarray(a.transpose(2, 0, 1)) for a in arrays)
