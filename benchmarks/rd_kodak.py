@@ -26,6 +26,10 @@ Rows, for each refcodec model:
    to the model's bpp on that image, searched over the codec's whole range (quality 1..95;
    JPEG XL distance 25..0.25 in 81 log steps plus the curve's distances).
 
+4. At equal PSNR: each model's bpp carried along the tangent of slope -lambda (the lambda it
+   was trained for, from its training record) to 31 dB, which to first order orders the
+   models by bpp at equal PSNR (``equal_psnr_table``).
+
 Curves (mean over the images at each setting):
 
 - JPEG: Pillow (libjpeg-turbo), default 4:2:0 subsampling, quality 5..95 step 5.
@@ -440,6 +444,34 @@ def models_table(results: dict) -> list:
     return lines
 
 
+EQUAL_PSNR_DB = 31.0  # the common PSNR of the equal-quality comparison
+
+
+def equal_psnr_table(results: dict) -> list:
+    """Markdown lines: each model's bpp carried to EQUAL_PSNR_DB along its tangent, and its RD loss.
+
+    A model trained for loss = bpp + lambda * MSE (8-bit MSE; refcodec.train) sits, once
+    converged, where its rate-distortion curve has slope -lambda; so to first order its bpp at
+    another MSE is bpp + lambda * (MSE - MSE_ref). The comparison at equal PSNR is then the
+    comparison of the loss (the tangent's value at MSE 0). An estimate, exact only as the
+    points approach each other; the models' PSNRs here differ by a few tenths of a dB.
+    """
+    mse_ref = 255.0**2 * 10 ** (-EQUAL_PSNR_DB / 10)
+    lines = [f"| model | lambda | mean MSE | loss bpp + lambda * MSE | bpp at {EQUAL_PSNR_DB:g} dB (tangent) |",
+             "|---|---:|---:|---:|---:|"]
+    rows = []
+    for key, m in results["models"].items():
+        lmbda = m["training"].get("record", {}).get("lambda")
+        if lmbda is None:
+            continue
+        mse = float(np.mean([255.0**2 * 10 ** (-r["psnr"] / 10) for r in m["refcodec_int"]]))
+        bpp = m["summary"]["refcodec_int"]["bpp"]
+        rows.append((bpp + lmbda * (mse - mse_ref), key, lmbda, mse, bpp + lmbda * mse))
+    for at_ref, key, lmbda, mse, loss in sorted(rows):
+        lines.append(f"| {key} | {lmbda:g} | {mse:.2f} | {loss:.4f} | {at_ref:.4f} |")
+    return lines
+
+
 def matched_table(results: dict) -> list:
     """Markdown lines: each model next to every codec at matching bpp."""
     codecs = results["codecs"]
@@ -471,6 +503,10 @@ def table(results: dict) -> str:
              "refcodec models: integer = the decoder's exact output; float twin = the same latents through "
              "the float synthesis (same stream, same bpp)", ""]
     lines += models_table(results)
+    equal = equal_psnr_table(results)
+    if len(equal) > 2:
+        lines += ["", f"At equal PSNR ({EQUAL_PSNR_DB:g} dB), to first order: each model's bpp moved along "
+                  "the tangent of slope -lambda it was trained for; best first", ""] + equal
     if results["codecs"]:
         lines += ["", "At matching bpp: per image, the codec setting whose bpp is closest to the model's; "
                   "mean bpp / mean PSNR (refcodec integer - codec; settings used)", ""]
