@@ -14,4 +14,4 @@ from .encoder import encode
 from .errors import InputError, ModelError, RefcodecError, StreamError
 
 __all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

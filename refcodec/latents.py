@@ -115,7 +115,7 @@ def joint_latents(model, params: np.ndarray, value) -> np.ndarray:
             rows = scale_index(e[:m], model.scale_bound)
             for c in range(m):
                 mean = int(e[m + c])
-                latent = value(c, ly, lx, int(rows[c]), mean) * (1 << model.mean_shift) + mean
+                latent = latent_values(value(c, ly, lx, int(rows[c]), mean), mean, model.mean_shift)
                 if not ACT_MIN <= latent <= ACT_MAX:
                     raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
                 y_hat[c, ly, lx] = latent

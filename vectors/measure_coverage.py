@@ -57,7 +57,8 @@ NOT_DECODING = [  # definitions in DECODE_PATH that decoding never runs (coverag
     r"^def write_stream\(",  # bitstream.py: the encoder's side of spec §7.1
     r"^def quantize_pmf\(", r"^def build_table\(",  # cdf.py: the exporter's tables (Annex A.2)
     r"^def (value_steps|encode_steps|encode_values)\(",  # rans.py: the rANS encoder (Annex A.2)
-    r"^def joint_params\(",  # latents.py: the encoder's view of spec §8.10
+    r"^def joint_params\(",  # latents.py: spec §8.10 given all of y_hat (the stages of §9.4),
+    r"^def (choose_value|code_joint)\(",  # and the encoder's choice of values (Annex A.1.4)
     r"^def save_safetensors\(", r"^def model_from_file\(", r"^def model_by_name\(",  # model.py: writing
     r"^def shipped_models\(", r"^def kodak_figures\(",  # and the shipped-model helpers
     r"^class InputError\(",  # errors.py: the encoder's error
