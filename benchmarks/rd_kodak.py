@@ -452,23 +452,22 @@ def equal_psnr_table(results: dict) -> list:
 
     A model trained for loss = bpp + lambda * MSE (8-bit MSE; refcodec.train) sits, once
     converged, where its rate-distortion curve has slope -lambda; so to first order its bpp at
-    another MSE is bpp + lambda * (MSE - MSE_ref). The comparison at equal PSNR is then the
-    comparison of the loss (the tangent's value at MSE 0). An estimate, exact only as the
-    points approach each other; the models' PSNRs here differ by a few tenths of a dB.
+    another MSE is bpp + lambda * (MSE - MSE_ref), MSE being that of its mean PSNR here (the
+    table's PSNR is the mean of per-image values). An estimate, exact only as the points
+    approach each other; the models' PSNRs differ by a few tenths of a dB.
     """
     mse_ref = 255.0**2 * 10 ** (-EQUAL_PSNR_DB / 10)
-    lines = [f"| model | lambda | mean MSE | loss bpp + lambda * MSE | bpp at {EQUAL_PSNR_DB:g} dB (tangent) |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"| model | lambda | bpp | PSNR (dB) | bpp at {EQUAL_PSNR_DB:g} dB (tangent) |", "|---|---:|---:|---:|---:|"]
     rows = []
     for key, m in results["models"].items():
         lmbda = m["training"].get("record", {}).get("lambda")
         if lmbda is None:
             continue
-        mse = float(np.mean([255.0**2 * 10 ** (-r["psnr"] / 10) for r in m["refcodec_int"]]))
-        bpp = m["summary"]["refcodec_int"]["bpp"]
-        rows.append((bpp + lmbda * (mse - mse_ref), key, lmbda, mse, bpp + lmbda * mse))
-    for at_ref, key, lmbda, mse, loss in sorted(rows):
-        lines.append(f"| {key} | {lmbda:g} | {mse:.2f} | {loss:.4f} | {at_ref:.4f} |")
+        s = m["summary"]["refcodec_int"]
+        mse = 255.0**2 * 10 ** (-s["psnr"] / 10)
+        rows.append((s["bpp"] + lmbda * (mse - mse_ref), key, lmbda, s["bpp"], s["psnr"]))
+    for at_ref, key, lmbda, bpp, psnr in sorted(rows):
+        lines.append(f"| {key} | {lmbda:g} | {bpp:.4f} | {psnr:.3f} | {at_ref:.4f} |")
     return lines
 
 

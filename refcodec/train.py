@@ -480,7 +480,7 @@ def main(argv=None) -> None:
                               "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
                               "decay": args.decay, "small_patch_iters": args.small_patch_iters,
                               "data": str(args.data), "threads": args.threads, "bf16": args.bf16,
-                              "mean_shift": MEAN_SHIFT}
+                              "mean_shift": MEAN_SHIFT if args.arch in ("mean-scale", "joint") else 0}
             save_checkpoint(model, args.out, meta)
             print(f"checkpoint it {it}: kodak[:{args.eval_images}] (float, estimated) {kb:.4f} bpp {kp:.2f} dB",
                   flush=True)
