@@ -24,7 +24,8 @@ from . import floatnet
 from .cdf import build_table
 from .encoder import pad_to_stride
 from .image import to_rgb_array, write_atomic
-from .model import ACC_BOUND, ACT_ABS_MAX, MAX_SHIFT, NORM_BOUND, layer_plan, parse_safetensors, save_safetensors
+from .model import (ACC_BOUND, ACT_ABS_MAX, MAX_SHIFT, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan, parse_safetensors,
+                    save_safetensors)
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
 MAX_TABLE_SYMBOLS = 2000  # cap on a CDF row's symbol range (spec §4 allows up to 4094)
@@ -227,7 +228,7 @@ def latent_unit(architecture: str) -> float:
 
 def mean_shift(architecture: str) -> int:
     """The entropy.y.mean_shift the exporter writes (spec §6.3): floatnet.MEAN_SHIFT where there are means."""
-    return floatnet.MEAN_SHIFT if architecture in ("mean-scale", "joint") else 0
+    return floatnet.MEAN_SHIFT if architecture in MEAN_ARCHITECTURES else 0
 
 
 def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int) -> np.ndarray:

@@ -40,6 +40,7 @@ DTYPES = {
 ARCHITECTURES = {"factorized": 0, "hyperprior": 1, "mean-scale": 2, "joint": 3}  # spec §6.2 -> stream code §7.2
 MAX_SCALE_LEVELS = 256  # spec §6.3: rows of the y table of the hyperprior architectures
 MAX_MEAN_SHIFT = 8  # spec §6.3: largest entropy.y.mean_shift
+MEAN_ARCHITECTURES = ("mean-scale", "joint")  # spec §6.3, §8.8: h_s predicts means; entropy.y.mean_shift allowed
 ENCODER_PREFIX = "encoder."
 
 
@@ -165,7 +166,7 @@ def layer_plan(arch: str, n: int, m: int) -> dict:
     if arch == "hyperprior":
         plan["hyper_synthesis"] = [("deconv", n, n, 5, "relu"), ("deconv", n, n, 5, "relu"),
                                    ("conv", n, m, 3, "relu")]
-    elif arch in ("mean-scale", "joint"):
+    elif arch in MEAN_ARCHITECTURES:
         plan["hyper_synthesis"] = [("deconv", n, m, 5, "leaky"), ("deconv", m, m3, 5, "leaky"),
                                    ("conv", m3, 2 * m, 3, "none")]
     if arch == "joint":
@@ -262,7 +263,7 @@ def load_model(data: bytes) -> Model:
             _fail("entropy.y.scale_bound is not strictly increasing", "6.4")
         known |= {"entropy.y.scale_bound"} | {f"entropy.z.{p}" for p in ("cdf", "cdf_length", "offset")}
     mean_shift = 0
-    if arch in ("mean-scale", "joint") and "entropy.y.mean_shift" in tensors:
+    if arch in MEAN_ARCHITECTURES and "entropy.y.mean_shift" in tensors:
         mean_shift = int(_tensor(tensors, "entropy.y.mean_shift", "U8", (1,))[0])
         if mean_shift > MAX_MEAN_SHIFT:
             _fail(f"entropy.y.mean_shift is {mean_shift}, more than {MAX_MEAN_SHIFT}", "6.4")

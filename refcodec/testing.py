@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cdf import build_table
-from .model import ACC_BOUND, ACT_ABS_MAX, NORM_BOUND, layer_plan, save_safetensors
+from .model import ACC_BOUND, ACT_ABS_MAX, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan, save_safetensors
 
 
 def _table_tensors(rng: np.random.Generator, name: str, rows: int) -> dict:
@@ -61,7 +61,7 @@ def _igdn_tensors(rng, name: str, c: int, stress: bool) -> dict:
 
 def _mean_shift_tensor(architecture: str, mean_shift: int | None) -> dict:
     """entropy.y.mean_shift (spec §6.3), for the architectures with means, unless None."""
-    if mean_shift is None or architecture not in ("mean-scale", "joint"):
+    if mean_shift is None or architecture not in MEAN_ARCHITECTURES:
         return {}
     return {"entropy.y.mean_shift": np.array([mean_shift], np.uint8)}
 

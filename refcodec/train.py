@@ -37,6 +37,7 @@ from PIL import Image
 from torch import nn
 
 from .floatnet import LEAKY_SLOPE, MEAN_SHIFT  # spec §5.6 leaky ReLU slope 2^-6; spec §8.8 means in units of 2^-4
+from .model import MEAN_ARCHITECTURES
 
 # ---------------------------------------------------------------------------
 # Float model
@@ -480,7 +481,7 @@ def main(argv=None) -> None:
                               "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
                               "decay": args.decay, "small_patch_iters": args.small_patch_iters,
                               "data": str(args.data), "threads": args.threads, "bf16": args.bf16,
-                              "mean_shift": MEAN_SHIFT if args.arch in ("mean-scale", "joint") else 0}
+                              "mean_shift": MEAN_SHIFT if args.arch in MEAN_ARCHITECTURES else 0}
             save_checkpoint(model, args.out, meta)
             print(f"checkpoint it {it}: kodak[:{args.eval_images}] (float, estimated) {kb:.4f} bpp {kp:.2f} dB",
                   flush=True)
