@@ -16,10 +16,10 @@ Rows, for each refcodec model:
 1. refcodec (integer): ``refcodec.encoder.encode(path, model, return_reconstruction=True)``;
    bpp = 8 * len(stream) / (H * W); the reconstruction is the decoder's exact output
    (checked against ``refcodec.decode(stream)`` on the first image, or all with --verify-all).
-2. refcodec float twin: the stream's latents y_hat (``refcodec.encoder.code_latents``), in
-   real units (y_hat * 2^-F, F the model's mean_shift, spec §8.8), through the float
-   synthesis the integer model was exported from (stored in the model file as
-   ``encoder.synthesis.*``), rounded to 8 bits. Same stream, so same bpp as row 1. That
+2. refcodec float twin: the stream's latents y_hat, entropy-decoded from it
+   (``refcodec.decoder.decode_y``), in real units (y_hat * 2^-F, F the model's mean
+   shift, spec §8.8), through the float synthesis the integer model was exported from
+   (stored in the model file as ``encoder.synthesis.*``), rounded to 8 bits. Same stream, so same bpp as row 1. That
    they are the stream's latents is checked on the first image (all with --verify-all):
    their integer synthesis reproduces row 1's reconstruction exactly.
 3. Each traditional codec at matching bpp: per image, the codec setting whose bpp is closest
@@ -305,12 +305,12 @@ def model_key(arg: str) -> str:
 
 
 def eval_refcodec(files: list, model, verify_all: bool = False, model_files=()) -> tuple:
-    """(records, reconstructions) of the integer codec on every image.
+    """(records, reconstructions, streams) of the integer codec on every image.
 
     ``model``: the Model resolved once, so a model file re-exported mid-run is not picked up;
     ``model_files``: where the decoder finds it if it is not a shipped model.
     """
-    records, recons = [], []
+    records, recons, streams = [], [], []
     for i, path in enumerate(files):
         stream, recon = refcodec.encoder.encode(path, model=model, return_reconstruction=True)
         pixels = refcodec.image.to_rgb_array(path)
@@ -324,7 +324,8 @@ def eval_refcodec(files: list, model, verify_all: bool = False, model_files=()) 
                         "bpp": bits_per_pixel(len(stream), h, w), "psnr": psnr(pixels, recon),
                         "decode_verified": i == 0 or verify_all})
         recons.append(recon)
-    return records, recons
+        streams.append(stream)
+    return records, recons, streams
 
 
 def float_reconstruction(y_hat: np.ndarray, params: dict, height: int, width: int) -> np.ndarray:
@@ -334,18 +335,17 @@ def float_reconstruction(y_hat: np.ndarray, params: dict, height: int, width: in
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0))
 
 
-def eval_float_twin(images: list, names: list, model, int_records: list, int_recons: list,
-                    verify_all: bool = False) -> list:
-    """The float synthesis of the stream's latents (``code_latents``), per image.
+def eval_float_twin(images: list, names: list, model, int_records: list, int_recons: list, streams: list,
+                    model_files=(), verify_all: bool = False) -> list:
+    """The float synthesis of each stream's latents (entropy-decoded, ``decode_y``), per image.
 
     That they are the stream's latents is checked on the first image (every image with
     ``verify_all``): their integer synthesis must give row 1's reconstruction exactly.
     """
     records = []
-    for i, (pixels, name, ref, recon) in enumerate(zip(images, names, int_records, int_recons)):
+    for i, (pixels, name, ref, recon, stream) in enumerate(zip(images, names, int_records, int_recons, streams)):
         h, w, _ = pixels.shape
-        y, z_hat = refcodec.encoder.analyse_all(pixels, model)
-        y_hat = refcodec.encoder.code_latents(y, model, w, h, "fast", z_hat)[1]
+        y_hat = refcodec.decoder.decode_y(*refcodec.decoder.open_stream(stream, model_files), "fast")["y_hat"]
         same = None
         if i == 0 or verify_all:
             same = bool(np.array_equal(refcodec.decoder.reconstruct(y_hat, model, w, h, impl="fast"), recon))
@@ -362,13 +362,13 @@ def eval_model(arg: str, files: list, images: list, verify_all: bool) -> dict:
     timings = {}
     t = time.perf_counter()
     model_files = [arg] if model_key(arg) != arg else []  # a model file, not a shipped name
-    int_records, recons = eval_refcodec(files, model, verify_all, model_files)
+    int_records, recons, streams = eval_refcodec(files, model, verify_all, model_files)
     timings["int_encode_decode"] = time.perf_counter() - t
     t = time.perf_counter()
-    float_records = eval_float_twin(images, names, model, int_records, recons, verify_all)
+    float_records = eval_float_twin(images, names, model, int_records, recons, streams, model_files, verify_all)
     timings["float_twin"] = time.perf_counter() - t
     if any(r["same_latents"] is False for r in float_records):
-        print(f"WARNING [{arg}]: code_latents()' latents do not reproduce the stream's reconstruction", file=sys.stderr)
+        print(f"WARNING [{arg}]: the decoded latents do not reproduce the stream's reconstruction", file=sys.stderr)
     print(f"refcodec {arg}: integer {timings['int_encode_decode']:.1f} s, float twin {timings['float_twin']:.1f} s",
           flush=True)
     gaps = [r["int_minus_float_db"] for r in float_records]
