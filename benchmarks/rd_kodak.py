@@ -448,7 +448,7 @@ EQUAL_PSNR_DB = 31.0  # the common PSNR of the equal-quality comparison
 
 
 def equal_psnr_table(results: dict) -> list:
-    """Markdown lines: each model's bpp carried to EQUAL_PSNR_DB along its tangent, and its RD loss.
+    """Markdown lines: each model's bpp carried to EQUAL_PSNR_DB along its tangent, best first.
 
     A model trained for loss = bpp + lambda * MSE (8-bit MSE; refcodec.train) sits, once
     converged, where its rate-distortion curve has slope -lambda; so to first order its bpp at
@@ -457,7 +457,8 @@ def equal_psnr_table(results: dict) -> list:
     approach each other; the models' PSNRs differ by a few tenths of a dB.
     """
     mse_ref = 255.0**2 * 10 ** (-EQUAL_PSNR_DB / 10)
-    lines = [f"| model | lambda | bpp | PSNR (dB) | bpp at {EQUAL_PSNR_DB:g} dB (tangent) |", "|---|---:|---:|---:|---:|"]
+    lines = [f"| model | lambda | bpp | PSNR (dB) | bpp at {EQUAL_PSNR_DB:g} dB (tangent) |",
+             "|---|---:|---:|---:|---:|"]
     rows = []
     for key, m in results["models"].items():
         lmbda = m["training"].get("record", {}).get("lambda")
