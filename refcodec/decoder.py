@@ -81,7 +81,7 @@ def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
             out["mean"] = means
     out["y_hat"] = decoded["y_hat"]
     for k, x in enumerate(layer_impl.run_layers(decoded["y_hat"], model.synthesis)):
-        out[f"synthesis.{k}"] = x
+        out[f"synthesis.{k}"] = x.astype(np.int64)
     return out
 
 

@@ -52,7 +52,7 @@ def decode_factorized(data: bytes, table, shape: tuple, name: str, rans) -> np.n
 
 def hyper_params(z_hat: np.ndarray, model, lat_h: int, lat_w: int, layers) -> np.ndarray:
     """h_s(z_hat) cropped to the latent size (spec §8.7); ``layers`` runs the layers."""
-    return layers.run_layers(z_hat, model.hyper_synthesis)[-1][:, :lat_h, :lat_w]
+    return layers.run_layers(z_hat, model.hyper_synthesis)[-1][:, :lat_h, :lat_w].astype(np.int64)
 
 
 def scale_index(scales: np.ndarray, scale_bound: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ def joint_params(y_hat: np.ndarray, params: np.ndarray, model, layers) -> np.nda
     spec §6.4) and the 1x1 entropy-parameter layers over every position.
     """
     x = np.concatenate([layers.run_layers(y_hat, model.context)[-1], params])
-    return layers.run_layers(x, model.entropy_parameters)[-1]
+    return layers.run_layers(x, model.entropy_parameters)[-1].astype(np.int64)
 
 
 def joint_latents(model, params: np.ndarray, value) -> np.ndarray:
