@@ -426,8 +426,11 @@ def plot(path: Path, results: dict) -> None:
 
 
 def model_description(m: dict) -> str:
-    """"factorized N=64 M=96, iteration 18000"."""
+    """"factorized N=64 M=96, iteration 18000"; a warm-started run: "..., iteration 54414 (hyperprior) + 16000"."""
     it = m["training"].get("iteration")
+    source = m["training"].get("warm_start", {}).get("source", {})
+    if it is not None and "iteration" in source:
+        it = f"{source['iteration']} ({source.get('record', {}).get('arch', '?')}) + {it}"
     return f"{m['architecture']} N={m['n']} M={m['m']}" + (f", iteration {it}" if it is not None else "")
 
 

@@ -314,7 +314,7 @@ def main(argv=None) -> None:
     architecture = architecture_of(meta)
     files = sorted(args.calibration.glob("*.png"))
     files = files[:: max(1, len(files) // args.images)][: args.images]
-    info = {k: meta[k] for k in ("iteration", "wall_seconds", "record") if k in meta}
+    info = {k: meta[k] for k in ("iteration", "wall_seconds", "record", "warm_start") if k in meta}
     if meta.get("history"):
         info["last_eval"] = meta["history"][-1]
     write_atomic(args.output, export(p, files, args.name or architecture, info, architecture))

@@ -58,13 +58,18 @@ def analysis(x: np.ndarray, p: dict) -> np.ndarray:
 
 
 def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
-    """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4); on |y| with ReLU (hyperprior), else on y with leaky ReLU."""
-    x, activation = (np.abs(y), "relu") if architecture == "hyperprior" else (y, "leaky")
+    """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4), with ReLU; on |y| (hyperprior), else on (|y|, y)."""
+    x = np.abs(y) if architecture == "hyperprior" else np.concatenate([np.abs(y), y])
     for j, stride in enumerate(HYPER_ANALYSIS_STRIDES):
         x = conv(x, p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride)
         if j < 2:
-            x = nonlinearity(x, activation)
+            x = nonlinearity(x, "relu")
     return x
+
+
+def hyper_analysis_inputs(architecture: str, m: int) -> int:
+    """The channels h_a sees: |y| (M) for hyperprior, (|y|, y) (2M) for the architectures with means."""
+    return m if architecture == "hyperprior" else 2 * m
 
 
 def run(x: np.ndarray, p: dict, group: str, plan: list, trace: list | None = None) -> np.ndarray:

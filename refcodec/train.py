@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .floatnet import LEAKY_SLOPE, MEAN_SHIFT  # spec §5.6 leaky ReLU slope 2^-6; spec §8.8 means in units of 2^-4
+from .floatnet import LEAKY_SLOPE, MEAN_SHIFT, hyper_analysis_inputs  # §5.6 leaky slope 2^-6; §8.8 means in 2^-4
 from .model import MEAN_ARCHITECTURES
 
 # ---------------------------------------------------------------------------
@@ -172,9 +172,28 @@ class FactorizedPrior(nn.Module):
         return -torch.log2(self.density.likelihood(y_hat)).sum().item(), self.g_s(y_hat)
 
 
+class LowerBound(torch.autograd.Function):
+    """max(x, bound), whose gradient passes where x >= bound or where descent would raise x.
+
+    (A gradient that always passed would keep pushing a scale already below the
+    bound further down, through the layers it shares with every other scale.)
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return torch.clamp(x, min=bound)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= ctx.bound) | (grad < 0)), None
+
+
 def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """P(round(y)) for a zero-mean Gaussian of the given scale (lower bound 0.11) convolved with a unit box."""
-    scales = scales + (torch.clamp(scales, min=0.11) - scales).detach()  # lower bound, gradient passes
+    scales = LowerBound.apply(scales, 0.11)
     v = torch.abs(y)
     normal = torch.distributions.Normal(0.0, 1.0)
     p = normal.cdf((0.5 - v) / scales) - normal.cdf((-0.5 - v) / scales)
@@ -221,8 +240,16 @@ def fixed_point(means: torch.Tensor) -> torch.Tensor:
     return ste_round(means * 2**MEAN_SHIFT) / 2**MEAN_SHIFT
 
 
+def hyper_input(y: torch.Tensor) -> torch.Tensor:
+    """What h_a of the architectures with means sees: (|y|, y) (refcodec.floatnet.hyper_analysis)."""
+    return torch.cat([torch.abs(y), y], 1)
+
+
 class MeanScaleHyperprior(FactorizedPrior):
     """mbt2018-mean: h_s predicts a mean and a scale for every latent.
+
+    h_a is the scale hyperprior's (ReLU) on (|y|, y): its input and the signs the
+    means need (mbt2018's h_a sees y alone, with leaky ReLU; Annex A.1.3).
 
     The decoder's mean is a fixed-point number in units of 2^-MEAN_SHIFT and it
     rebuilds y_hat = v + mean from the integer v it decodes (spec §8.8), so the
@@ -232,7 +259,8 @@ class MeanScaleHyperprior(FactorizedPrior):
 
     def __init__(self, n: int, m: int):
         super().__init__(n, m)
-        self.h_a = nn.Sequential(conv3(m, n), leaky(), conv(n, n), leaky(), conv(n, n))
+        self.h_a = nn.Sequential(conv3(hyper_analysis_inputs("mean-scale", m), n), nn.ReLU(), conv(n, n), nn.ReLU(),
+                                 conv(n, n))
         self.h_s = nn.Sequential(deconv(n, m), leaky(), deconv(m, m * 3 // 2), leaky(), conv3(m * 3 // 2, 2 * m))
         self.density = FactorizedDensity(n)  # of z
 
@@ -243,7 +271,7 @@ class MeanScaleHyperprior(FactorizedPrior):
 
     def forward(self, x: torch.Tensor):
         y = self.transform(self.g_a, x)
-        z_noisy, z_ste = quantize(self.transform(self.h_a, y))
+        z_noisy, z_ste = quantize(self.transform(self.h_a, hyper_input(y)))
         scales, means = self.params(z_ste, ste_round(y))
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_hat = ste_round(y - means) + means
@@ -254,7 +282,7 @@ class MeanScaleHyperprior(FactorizedPrior):
     def code(self, x: torch.Tensor):
         """Estimated bits and x_hat; for joint the context sees round(y), not the decoder's y_hat."""
         y = self.g_a(x)
-        z_hat = torch.round(self.h_a(y))
+        z_hat = torch.round(self.h_a(hyper_input(y)))
         scales, means = self.params(z_hat, torch.round(y))
         v = torch.round(y - means)
         bits = -torch.log2(gaussian_likelihood(v, scales)).sum() - torch.log2(self.density.likelihood(z_hat)).sum()
@@ -339,26 +367,97 @@ def save_checkpoint(model: nn.Module, path: Path, meta: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(model: nn.Module, path: Path) -> dict:
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(tensors, float ones as fp32; metadata) of a checkpoint."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        state = {k: f.get_tensor(k).float() if f.get_tensor(k).is_floating_point() else f.get_tensor(k)
-                 for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta
+
+
+def load_checkpoint(model: nn.Module, path: Path) -> dict:
+    state, meta = read_checkpoint(path)
     model.load_state_dict(state)
     return meta
 
 
+def source_summary(path: Path) -> dict:
+    """What a warm start starts from: the source checkpoint's iteration, wall time, record and own warm start."""
+    meta = read_checkpoint(path)[1]
+    return {k: meta[k] for k in ("iteration", "wall_seconds", "record", "warm_start") if k in meta}
+
+
 def warm_start(model: nn.Module, path: Path) -> list:
     """Copy from another model's checkpoint every tensor whose name and shape match; returns their names."""
-    from safetensors import safe_open
-
     own = model.state_dict()
-    with safe_open(str(path), framework="pt") as f:
-        taken = {k: f.get_tensor(k).float() for k in f.keys() if k in own and f.get_tensor(k).shape == own[k].shape}
+    taken = {k: v for k, v in read_checkpoint(path)[0].items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(taken, strict=False)
     return sorted(taken)
+
+
+@torch.no_grad()
+def nest(model: MeanScaleHyperprior, path: Path, offset: float = 4.0) -> None:
+    """Start a mean-scale or joint model as the function of a trained scale hyperprior.
+
+    g_a, g_s and the z density are copied. Every hyper layer of ``model`` holds
+    the hyperprior's layer in its leading block, and the inputs the hyperprior
+    layer did not have (y beside |y| in h_a, the extra channels of h_s) are cut
+    off from its outputs; units the hyperprior did not have keep their random
+    initialisation. The means start at 0 and, for joint, the context model is cut
+    off and the entropy-parameter layers pass h_s's scales and means through
+    (the means shifted by ``offset`` on the way, so that the leaky ReLUs pass them
+    unchanged). So the new model starts where the hyperprior is (up to its ReLUs
+    becoming leaky) and training adds the means and the context to it.
+    """
+    hp = read_checkpoint(path)[0]
+    own = model.state_dict()
+    state = {k: v for k, v in hp.items() if k in own and v.shape == own[k].shape and not k.startswith("h_")}
+
+    def embed(name: str, out_dim: int, new_outputs_zero: bool = False):
+        w, old = own[f"{name}.weight"].clone(), hp[f"{name}.weight"]
+        b, old_b = own[f"{name}.bias"].clone(), hp[f"{name}.bias"]
+        n_out, n_in = old.shape[out_dim], old.shape[1 - out_dim]
+        block = (slice(None, n_out), slice(None, n_in)) if out_dim == 0 else (slice(None, n_in), slice(None, n_out))
+        cut = (slice(None, n_out), slice(n_in, None)) if out_dim == 0 else (slice(n_in, None), slice(None, n_out))
+        w[cut] = 0
+        w[block] = old
+        b[:n_out] = old_b
+        if new_outputs_zero:
+            w[(slice(n_out, None),) if out_dim == 0 else (slice(None), slice(n_out, None))] = 0
+            b[n_out:] = 0
+        state.update({f"{name}.weight": w, f"{name}.bias": b})
+
+    m = model.m
+    h_a0 = own["h_a.0.weight"].clone()
+    h_a0[:, m:] = 0  # y: cut off
+    h_a0[:, :m] = hp["h_a.0.weight"]  # |y|: the hyperprior's h_a
+    state.update({"h_a.0.weight": h_a0, "h_a.0.bias": hp["h_a.0.bias"]})
+    for name in ("h_a.2", "h_a.4"):
+        state.update({f"{name}.weight": hp[f"{name}.weight"], f"{name}.bias": hp[f"{name}.bias"]})
+    embed("h_s.0", 1)
+    embed("h_s.2", 1)
+    embed("h_s.4", 0, new_outputs_zero=True)  # scales as the hyperprior's, means 0
+    # The hyperprior's second hidden layer is a ReLU, ours leaky (slope a): where there is room,
+    # add the negated units, since relu(x) = (leaky(x) + a * leaky(-x)) / (1 - a^2).
+    n, a = hp["h_s.2.weight"].shape[1], LEAKY_SLOPE
+    w2, b2, w4 = state["h_s.2.weight"], state["h_s.2.bias"], state["h_s.4.weight"]
+    if w2.shape[1] >= 2 * n:
+        w2[:, n : 2 * n], b2[n : 2 * n] = -w2[:, :n], -b2[:n]
+        w4[:m, : 2 * n] = torch.cat([hp["h_s.4.weight"], a * hp["h_s.4.weight"]], 1) / (1 - a * a)
+    if isinstance(model, JointAutoregressive):
+        # ep.0 sees (context, h_s output); its first 2M units, and those of ep.2 and ep.4, pass the
+        # h_s output through; the other units keep their initialisation but are cut off from them.
+        pass_through = torch.arange(2 * m)
+        for name, first, bias in (("entropy_parameters.0", 2 * m, offset), ("entropy_parameters.2", 0, 0.0),
+                                  ("entropy_parameters.4", 0, -offset)):
+            w, b = own[f"{name}.weight"].clone(), own[f"{name}.bias"].clone()
+            w[: 2 * m] = 0
+            w[pass_through, first + pass_through] = 1
+            b[:m], b[m : 2 * m] = 0, bias
+            state.update({f"{name}.weight": w, f"{name}.bias": b})
+    model.load_state_dict(state, strict=False)
 
 
 # ---------------------------------------------------------------------------
@@ -409,6 +508,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init-from", type=Path, help="warm start a new run from another model's checkpoint "
                     "(tensors of the same name and shape, e.g. g_a/g_s of the factorized model)")
+    ap.add_argument("--nest-from", type=Path, help="start a new mean-scale or joint run as the function of a "
+                    "trained scale hyperprior's checkpoint (see nest)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with AVX512-BF16/AMX)")
     ap.add_argument("--checkpoint-seconds", type=float, default=600)
     ap.add_argument("--eval-images", type=int, default=8, help="Kodak images evaluated at each checkpoint")
@@ -422,10 +523,15 @@ def main(argv=None) -> None:
     if args.out.exists():
         meta.update(load_checkpoint(model, args.out))
         print(f"resumed {args.out} at iteration {meta['iteration']}", flush=True)
+    elif args.nest_from:
+        nest(model, args.nest_from)
+        meta["warm_start"] = {"nested_from": str(args.nest_from), "source": source_summary(args.nest_from)}
+        print(f"nested in the hyperprior {args.nest_from}", flush=True)
     elif args.init_from:
         taken = warm_start(model, args.init_from)
         meta["warm_start"] = {"from": str(args.init_from), "tensors": len(taken),
-                              "modules": sorted({k.split(".")[0] for k in taken})}
+                              "modules": sorted({k.split(".")[0] for k in taken}),
+                              "source": source_summary(args.init_from)}
         print(f"warm start from {args.init_from}: {len(taken)} tensors {meta['warm_start']['modules']}", flush=True)
     it0 = meta["iteration"]
     gen = torch.Generator().manual_seed(args.seed * 1_000_003 + it0)

@@ -177,3 +177,21 @@ def test_float_params_of_the_hyperprior_architectures():
     assert p["hyper_synthesis.2.weight"][0, 0, 0, 0] == 2 and p["entropy_parameters.1.bias"][0] == 1
     assert p["hyper_analysis.0.weight"].shape == (2, 2, 1, 1)
     assert p["context.0.weight"][:, :, 2:].sum() == 0 and p["context.0.weight"][:, :, :2].sum() == 4 * 2 * 10
+
+
+@pytest.mark.parametrize("architecture", ["hyperprior", "mean-scale", "joint"])
+def test_hyper_analysis_sees_magnitudes_then_signs(architecture):
+    """Annex A.1.3: h_a runs on |y| (hyperprior) or on |y| followed by y (mean-scale, joint), with ReLU."""
+    y = np.array([[[-3.0, 2.0], [5.0, -7.0]]])  # M = 1, 2x2 latents: z is 1x1, from y[0, 0, 0]
+    inputs = floatnet.hyper_analysis_inputs(architecture, 1)
+    assert inputs == (1 if architecture == "hyperprior" else 2)
+    for channel, want in [(0, 3.0), (1, 0.0)][:inputs]:  # |-3| = 3; relu(-3) = 0
+        p = {}
+        for j, (cin, k) in enumerate(((inputs, 3), (1, 5), (1, 5))):
+            p[f"hyper_analysis.{j}.weight"] = np.zeros((1, cin, k, k))
+            p[f"hyper_analysis.{j}.weight"][0, channel if j == 0 else 0, k // 2, k // 2] = 1
+            p[f"hyper_analysis.{j}.bias"] = np.zeros(1)
+        assert floatnet.hyper_analysis(y, p, architecture).tolist() == [[[want]]]
+    if inputs == 2:  # the y channel with a negative weight: relu(3) = 3
+        p["hyper_analysis.0.weight"][0, 1, 1, 1] = -1
+        assert floatnet.hyper_analysis(y, p, architecture).tolist() == [[[3.0]]]
