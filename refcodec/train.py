@@ -415,30 +415,25 @@ def nest(model: MeanScaleHyperprior, path: Path, offset: float = 4.0) -> None:
     own = model.state_dict()
     state = {k: v for k, v in hp.items() if k in own and v.shape == own[k].shape and not k.startswith("h_")}
 
-    def embed(name: str, out_dim: int, new_outputs_zero: bool = False):
-        w, old = own[f"{name}.weight"].clone(), hp[f"{name}.weight"]
-        b, old_b = own[f"{name}.bias"].clone(), hp[f"{name}.bias"]
-        n_out, n_in = old.shape[out_dim], old.shape[1 - out_dim]
-        block = (slice(None, n_out), slice(None, n_in)) if out_dim == 0 else (slice(None, n_in), slice(None, n_out))
-        cut = (slice(None, n_out), slice(n_in, None)) if out_dim == 0 else (slice(n_in, None), slice(None, n_out))
-        w[cut] = 0
-        w[block] = old
-        b[:n_out] = old_b
+    def embed(name: str, deconv: bool, new_outputs_zero: bool = False):
+        """The hyperprior's layer ``name`` in the leading block; its outputs cut off from our extra inputs."""
+        w, b = own[f"{name}.weight"].clone(), own[f"{name}.bias"].clone()
+        old = hp[f"{name}.weight"]
+        w_oi, old_oi = (w.transpose(0, 1), old.transpose(0, 1)) if deconv else (w, old)  # (out, in, k, k) views
+        n_out, n_in = old_oi.shape[:2]
+        w_oi[:n_out, n_in:] = 0
+        w_oi[:n_out, :n_in] = old_oi
+        b[:n_out] = hp[f"{name}.bias"]
         if new_outputs_zero:
-            w[(slice(n_out, None),) if out_dim == 0 else (slice(None), slice(n_out, None))] = 0
-            b[n_out:] = 0
+            w_oi[n_out:], b[n_out:] = 0, 0
         state.update({f"{name}.weight": w, f"{name}.bias": b})
 
     m = model.m
-    h_a0 = own["h_a.0.weight"].clone()
-    h_a0[:, m:] = 0  # y: cut off
-    h_a0[:, :m] = hp["h_a.0.weight"]  # |y|: the hyperprior's h_a
-    state.update({"h_a.0.weight": h_a0, "h_a.0.bias": hp["h_a.0.bias"]})
-    for name in ("h_a.2", "h_a.4"):
-        state.update({f"{name}.weight": hp[f"{name}.weight"], f"{name}.bias": hp[f"{name}.bias"]})
-    embed("h_s.0", 1)
-    embed("h_s.2", 1)
-    embed("h_s.4", 0, new_outputs_zero=True)  # scales as the hyperprior's, means 0
+    for name in ("h_a.0", "h_a.2", "h_a.4"):  # h_a.0 sees (|y|, y): the hyperprior's h_a on |y|, y cut off
+        embed(name, deconv=False)
+    embed("h_s.0", deconv=True)
+    embed("h_s.2", deconv=True)
+    embed("h_s.4", deconv=False, new_outputs_zero=True)  # scales as the hyperprior's, means 0
     # The hyperprior's second hidden layer is a ReLU, ours leaky (slope a): where there is room,
     # add the negated units, since relu(x) = (leaky(x) + a * leaky(-x)) / (1 - a^2).
     n, a = hp["h_s.2.weight"].shape[1], LEAKY_SLOPE
