@@ -30,12 +30,18 @@ For every shipped refcodec model (or each --model), on one image (default
   C*C*H*W, convolutions Cin*Cout*K*K*H*W (the masked 5x5 context convolution of the joint
   model: 12 of 25 taps), over the synthesis, the hyper-synthesis and, for joint, the
   context and entropy-parameter layers. GMAC/s = MACs / refcodec seconds (at its fastest
-  thread count), reported as a fraction of the measured peak: the best of 5 float64
-  matrix products (n = 3072) with NumPy's BLAS in this process at the first --threads
-  count (the BLAS the decoder uses). The theoretical float64 FMA peak (cores x clock x
-  FMA lanes per cycle, clock from /proc/cpuinfo) and, where NumPy's OpenBLAS runs an
-  AVX2 kernel on an AVX-512 machine, the DGEMM rate with its AVX-512 kernel
-  (OPENBLAS_CORETYPE=SkylakeX, in a subprocess) are reported for context.
+  thread count), reported as a fraction of two measured peaks at the first --threads
+  count: the best of 5 float64 matrix products (n = 3072) with NumPy's BLAS (the fast
+  path's sums without AVX512-VNNI), and, where the CPU has AVX512-VNNI, the best of 5
+  runs of refcodec's own integer convolution (refcodec.fast.vnni) on a 3x3 layer of
+  128 -> 128 channels at 128x128 (2.4 GMAC; packing and requantisation included). The
+  theoretical float64 FMA peak (cores x clock x FMA lanes per cycle, clock from
+  /proc/cpuinfo) and, where NumPy's OpenBLAS runs an AVX2 kernel on an AVX-512 machine,
+  the DGEMM rate with its AVX-512 kernel (OPENBLAS_CORETYPE=SkylakeX, in a subprocess)
+  are reported for context.
+- Each decoder is timed in a fresh process of its own (this script with --time-one), one
+  after the other: in a shared process the thread pool one library leaves spinning (torch's
+  OpenMP, OpenBLAS) slowed the other by up to 30 %.
 
 Threads are set with torch.set_num_threads, numba.set_num_threads and OpenBLAS's C API
 (where NumPy bundles scipy-openblas), and reported. Repeated runs on a shared machine vary by 10-25% or more: compare
@@ -85,6 +91,8 @@ except ImportError:
     sys.path.insert(0, str(REPO))
 import refcodec  # noqa: E402
 import refcodec.encoder  # noqa: E402
+import refcodec.fast.layers  # noqa: E402
+import refcodec.fast.vnni  # noqa: E402
 import refcodec.image  # noqa: E402
 import refcodec.model  # noqa: E402
 
@@ -366,6 +374,22 @@ def dgemm_rate(n: int = DGEMM_N, repeat: int = 5) -> float:
     return n**3 / best
 
 
+def vnni_rate(repeat: int = 5) -> float:
+    """Best MAC/s of refcodec's integer convolution (AVX512-VNNI) on a 3x3, 128 -> 128 layer at 128 x 128."""
+    rng = np.random.default_rng(0)
+    c, size = 128, 128
+    layer = {"kind": "conv", "activation": "none", "weight": rng.integers(-2**15, 2**15, (c, c, 3, 3)).astype(np.int16),
+             "bias": np.zeros(c, np.int64), "shift": np.full(c, 20, np.uint8)}
+    x = rng.integers(-2**15, 2**15, (c, size, size)).astype(np.int16)
+    refcodec.fast.layers.convolution(x, layer)
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        refcodec.fast.layers.convolution(x, layer)
+        best = min(best, time.perf_counter() - t)
+    return c * c * 9 * size * size / best
+
+
 def dgemm_rate_with_coretype(coretype: str, threads: int) -> dict:
     """DGEMM MAC/s in a subprocess whose OpenBLAS is forced to ``coretype``."""
     env = dict(os.environ, OPENBLAS_CORETYPE=coretype, OPENBLAS_NUM_THREADS=str(threads))
@@ -378,6 +402,8 @@ def peak_rates(cpu: dict, threads: int) -> dict:
     """Measured DGEMM rate, theoretical peak, and the DGEMM rate with an AVX-512 kernel where it differs."""
     blas = blas_info()
     peaks = {"dgemm": {"n": DGEMM_N, "mac_per_s": dgemm_rate(), "blas": blas}, "theoretical": theoretical_peak(cpu)}
+    if refcodec.fast.vnni.AVAILABLE:
+        peaks["vnni"] = {"layer": "conv 3x3, 128 -> 128 channels, 128x128", "mac_per_s": vnni_rate()}
     avx512_kernels = ("SkylakeX", "Cooperlake", "SapphireRapids", "Zen4", "Zen5")  # OpenBLAS core names
     if cpu["avx512f"] and blas["corename"] and blas["corename"] not in avx512_kernels:
         peaks["dgemm_avx512_kernel"] = dgemm_rate_with_coretype("SkylakeX", threads)
@@ -400,18 +426,42 @@ def versions() -> dict:
 
 
 def time_at_threads(args, models: dict, pixels: np.ndarray, google, n_threads: int) -> dict:
-    """model key -> {"threads", "refcodec", "compressai"} timed with every library at n_threads."""
-    counts = set_threads(n_threads)
+    """model key -> {"threads", "refcodec", "compressai"} timed with every library at n_threads.
+
+    Each decoder is timed in a process of its own (``--time-one``): in one process, the thread
+    pool one library leaves spinning after its calls (torch's OpenMP, OpenBLAS) takes a core
+    from the other's next calls."""
     runs = {}
-    for key, model in models.items():
-        run = {"threads": counts, "refcodec": time_refcodec(model, pixels, args.impl, args.repeat)}
+    for key, model_arg in models.items():
+        run = time_one(args, "refcodec", model_arg, n_threads)
         print(f"{key}, {n_threads} thread(s): refcodec {run['refcodec']['seconds']:.3f} s", flush=True)
         if google is not None:
-            run["compressai"] = time_compressai(google, model.architecture, model.n, model.m, pixels, args.repeat)
+            run["compressai"] = time_one(args, "compressai", model_arg, n_threads)["compressai"]
             print(f"{key}, {n_threads} thread(s): CompressAI {run['compressai']['class']} "
                   f"{run['compressai']['seconds']:.3f} s", flush=True)
         runs[key] = run
     return runs
+
+
+def time_one(args, decoder: str, model_arg: str, n_threads: int) -> dict:
+    """{"threads", decoder: times} from a subprocess running this script with --time-one."""
+    cmd = [sys.executable, __file__, "--time-one", decoder, "--model", model_arg, "--threads", str(n_threads),
+           "--image", str(args.image), "--impl", args.impl, "--repeat", str(args.repeat)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def time_one_here(args) -> dict:
+    """The --time-one process: one decoder, one model, one thread count."""
+    counts = set_threads(args.threads[0])
+    model = refcodec.encoder.resolve_model(args.model[0])
+    pixels = refcodec.image.to_rgb_array(args.image)
+    if args.time_one == "refcodec":
+        return {"threads": counts, "refcodec": time_refcodec(model, pixels, args.impl, args.repeat)}
+    google, how = import_compressai_google()
+    if google is None:
+        raise RuntimeError(f"CompressAI: {how}")
+    return {"threads": counts, "compressai": time_compressai(google, model.architecture, model.n, model.m, pixels,
+                                                             args.repeat)}
 
 
 def fastest(runs: dict, decoder: str) -> dict:
@@ -435,11 +485,12 @@ def summarise(model, runs: dict, height: int, width: int) -> dict:
 
 def evaluate(args, pixels: np.ndarray, google) -> dict:
     """Per model: both decoders timed at every --threads count, summarised at their fastest."""
-    models = {}
+    models, args_of = {}, {}
     for arg in args.model:
         model = refcodec.encoder.resolve_model(arg)
-        models[model.name or Path(arg).stem] = model
-    by_threads = {n: time_at_threads(args, models, pixels, google, n) for n in args.threads}
+        key = model.name or Path(arg).stem
+        models[key], args_of[key] = model, arg
+    by_threads = {n: time_at_threads(args, args_of, pixels, google, n) for n in args.threads}
     return {key: summarise(model, {str(n): by_threads[n][key] for n in args.threads}, *pixels.shape[:2])
             for key, model in models.items()}
 
@@ -456,7 +507,7 @@ def seconds_by_threads(row: dict, decoder: str) -> str:
     return " / ".join(f"**{c}**" if int(n) == best and len(cells) > 1 else c for n, c in zip(row["runs"], cells))
 
 
-def row_line(key: str, r: dict, dgemm: float, theo: float | None) -> str:
+def row_line(key: str, r: dict, dgemm: float, vnni: float | None) -> str:
     """One model's row of the markdown table."""
     ca, rate = r.get("compressai"), r["refcodec"]["mac_per_s"]
     cells = [f"{key} ({r['architecture']})", f"{r['n']}, {r['m']}", seconds_by_threads(r, "refcodec")]
@@ -467,7 +518,7 @@ def row_line(key: str, r: dict, dgemm: float, theo: float | None) -> str:
                   target]
     else:
         cells += ["-"] * 4
-    cells += [f"{r['macs']['total'] / 1e9:.2f}", f"{rate / 1e9:.1f}", percent(rate, dgemm), percent(rate, theo)]
+    cells += [f"{r['macs']['total'] / 1e9:.2f}", f"{rate / 1e9:.1f}", percent(rate, dgemm), percent(rate, vnni)]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -483,15 +534,19 @@ def table(results: dict) -> str:
              f"fastest thread count.", "",
              f"| model | N, M | refcodec --impl {results['impl']} (s) | CompressAI model | CompressAI decompress (s) "
              "| ratio CompressAI/refcodec | target | decoder GMAC | refcodec GMAC/s | of DGEMM peak | "
-             "of theoretical peak |",
+             "of integer kernel peak |",
              "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|"]
-    lines += [row_line(key, r, dgemm, theo) for key, r in results["models"].items()]
+    vnni = peaks.get("vnni", {}).get("mac_per_s")
+    lines += [row_line(key, r, dgemm, vnni) for key, r in results["models"].items()]
     blas = peaks["dgemm"]["blas"]
     lines += ["", f"DGEMM peak (NumPy {blas['name']} {blas['version']}, kernel {blas['corename']}, "
                   f"{blas['threads']} threads, n={DGEMM_N}, best of 5): {dgemm / 1e9:.1f} GMAC/s"]
     if "dgemm_avx512_kernel" in peaks:
         lines.append(f"DGEMM with OpenBLAS's AVX-512 kernel (OPENBLAS_CORETYPE=SkylakeX, subprocess): "
                      f"{peaks['dgemm_avx512_kernel']['mac_per_s'] / 1e9:.1f} GMAC/s")
+    if vnni:
+        lines.append(f"Integer kernel peak (refcodec.fast.vnni, AVX512-VNNI, {peaks['vnni']['layer']}, best of 5): "
+                     f"{vnni / 1e9:.1f} GMAC/s")
     if theo:
         lines.append(f"Theoretical float64 FMA peak: {theo / 1e9:.1f} GMAC/s ({peaks['theoretical']['assumption']})")
     return "\n".join(lines)
@@ -509,6 +564,7 @@ def parse_args(argv=None):
     ap.add_argument("--skip-compressai", action="store_true", help="time refcodec only")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
     ap.add_argument("--dgemm-only", action="store_true", help=argparse.SUPPRESS)  # the peak_rates subprocess
+    ap.add_argument("--time-one", choices=["refcodec", "compressai"], help=argparse.SUPPRESS)  # time_one
     args = ap.parse_args(argv)
     args.model = args.model or list(refcodec.model.shipped_model_paths())
     args.threads = [int(n) for n in args.threads.split(",") if n]
@@ -519,6 +575,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.dgemm_only:
         result = {"mac_per_s": dgemm_rate(), "blas": blas_info()}
+        print(json.dumps(result))
+        return result
+    if args.time_one:
+        result = time_one_here(args)
         print(json.dumps(result))
         return result
     google, how = (None, "skipped") if args.skip_compressai else import_compressai_google()

@@ -57,6 +57,17 @@ def test_stream_layout(hyper):
     assert np.array_equal(decode(stream, [path], impl="reference"), decode(stream, [path], impl="fast"))
 
 
+def test_fast_decoders_with_and_without_integer_simd(hyper, monkeypatch):
+    """The fast decoder's convolutions on float64 BLAS and on AVX512-VNNI (where present) agree."""
+    from refcodec.fast import layers as fast_layers, vnni
+
+    path, _, stream, _, _ = hyper
+    want = decode(stream, [path], impl="reference")
+    for simd in [False, True] if vnni.AVAILABLE else [False]:
+        monkeypatch.setattr(fast_layers, "INTEGER_SIMD", simd)
+        assert np.array_equal(decode(stream, [path], impl="fast"), want)
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_every_truncation_is_a_stream_error(hyper, impl):
     path, _, stream, _, _ = hyper

@@ -1,11 +1,27 @@
 """Spec §5: integer layers. Exact small cases, spec pseudocode vs reference vs fast."""
 
+import contextlib
+
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from refcodec import layers
-from refcodec.fast import layers as fast
+from refcodec.fast import layers as fast, vnni
 from refcodec.layers import ACT_MAX, ACT_MIN
+
+# The fast path's two ways to sum products: float64 BLAS, and AVX512-VNNI where the CPU has it.
+SIMD_MODES = [False, True] if vnni.AVAILABLE else [False]
+
+
+@contextlib.contextmanager
+def integer_simd(on: bool):
+    """Run the fast layers with refcodec.fast.vnni on or off."""
+    saved, fast.INTEGER_SIMD = fast.INTEGER_SIMD, on
+    try:
+        yield
+    finally:
+        fast.INTEGER_SIMD = saved
 
 
 def test_conv_transpose_single_tap():
@@ -127,7 +143,9 @@ def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme, activa
         spec_layer = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in layer.items()}
         want = ns["ApplyLayer"](x.tolist(), spec_layer)
         assert layers.apply_layer(x, layer).tolist() == want
-        assert fast.run_layers(x, [layer])[-1].tolist() == want
+        for simd in SIMD_MODES:
+            with integer_simd(simd):
+                assert fast.run_layers(x, [layer])[-1].tolist() == want
     p = layers.pointwise(x[:, 0, 0], _as_1x1(c))
     spec_1x1 = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in _as_1x1(c).items()}
     assert p.tolist() == ns["PointwiseAt"](x[:, 0, 0].tolist(), spec_1x1)
@@ -164,4 +182,39 @@ def test_fast_igdn_at_norm_bound():
     layer = {"kind": "igdn", "gamma": gamma, "beta": beta, "shift": np.array([20, 27], np.uint8)}
     t = layers.igdn_norm(x, gamma, beta)
     assert t.max() == (1 << 53) - 1
-    assert fast.igdn(x, layer).tolist() == layers.igdn(x, gamma, beta, layer["shift"]).tolist()
+    for simd in SIMD_MODES:
+        with integer_simd(simd):
+            assert fast.igdn(x, layer).tolist() == layers.igdn(x, gamma, beta, layer["shift"]).tolist()
+
+
+@pytest.mark.skipif(not vnni.AVAILABLE, reason="no AVX512-VNNI on this CPU")
+@pytest.mark.parametrize("kind", ["deconv", "conv"])
+def test_vnni_lanes_at_their_bound(kind):
+    """The 32-bit lanes at their largest sums (refcodec.fast.vnni): inputs ACT_MIN, weights whose low byte
+    is 255 (-32513 = -128 * 256 + 255) or whose high byte is -128 (-32768: x * hi = +2^22, so 128 pairs
+    would reach 2^31), over 300 input channels (segments of MAX_PAIRS = 127 pairs, 127 and 23 pairs),
+    5 output channels (not a multiple of MR) and 50 columns (more than one block of COLS)."""
+    rng = np.random.default_rng(7)
+    cin, cout, h, w = 300, 5, 3, 50
+    x = np.full((cin, h, w), ACT_MIN, np.int64)
+    x[:, 1, ::3] = ACT_MAX
+    shape = (cin, cout, 5, 5) if kind == "deconv" else (cout, cin, 3, 3)
+    weight = rng.choice(np.array([-1, 255, -32513, -32768], np.int16), size=shape)
+    weight[(slice(None), 0) if kind == "deconv" else 0] = -32768
+    layer = {"kind": kind, "activation": "none", "weight": weight, "bias": rng.integers(-(1 << 40), 1 << 40, cout),
+             "shift": np.full(cout, 20, np.uint8)}
+    with integer_simd(True):
+        assert fast.convolution(x, layer).tolist() == layers.apply_layer(x, layer).tolist()
+
+
+@pytest.mark.skipif(not vnni.AVAILABLE, reason="no AVX512-VNNI on this CPU")
+def test_vnni_igdn_many_channels():
+    """IGDN on the kernel with 131 channels (66 pairs, the last one half empty) and gamma using all 23 bits."""
+    rng = np.random.default_rng(8)
+    c = 131
+    x = rng.choice(np.array([ACT_MIN, ACT_MAX, -1, 0, 181], np.int64), size=(c, 2, 61))
+    layer = _random_layer(rng, "igdn", c, c, True)
+    assert layer["gamma"].max() >= 1 << 15
+    with integer_simd(True):
+        got = fast.igdn(x, layer)
+    assert got.tolist() == layers.igdn(x, layer["gamma"], layer["beta"], layer["shift"]).tolist()

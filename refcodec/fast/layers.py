@@ -1,12 +1,14 @@
-"""Integer layers (spec §5), fast path: BLAS on exact integers plus Numba kernels.
+"""Integer layers (spec §5), fast path: 16-bit integer SIMD, or BLAS on exact integers, plus Numba kernels.
 
-Every value is an integer held in float64, from the layers' input to their
-outputs. Sums of products run as float64 matrix products. That is exact,
-whatever the BLAS, its thread count or its order of summation: every term and
-every partial sum of a layer is an integer of magnitude at most 2^47
-(convolutions) or 2^53 - 1 (IGDN norm), the bounds a model file is checked
-against at load time (spec §6.4), and float64 represents every integer up to
-2^53 exactly. Round2(a, s) is computed as floor((a + 2^(s-1)) * 2^-s): the sum
+On a CPU with AVX512-VNNI (``INTEGER_SIMD``) the convolutions and IGDN sum their
+products with refcodec.fast.vnni's kernel, whose exactness argument is there;
+their outputs are int16. Otherwise every value is an integer held in float64,
+from the layers' input to their outputs, and sums of products run as float64
+matrix products. That is exact, whatever the BLAS, its thread count or its
+order of summation: every term and every partial sum of a layer is an integer
+of magnitude at most 2^47 (convolutions) or 2^53 - 1 (IGDN norm), the bounds
+a model file is checked against at load time (spec §6.4), and float64
+represents every integer up to 2^53 exactly. Round2(a, s) is computed as floor((a + 2^(s-1)) * 2^-s): the sum
 is an integer below 2^53 (|a| < 2^47 and s + LEAKY_SHIFT <= 53; in IGDN |a| =
 |x| * Isqrt(T) < 2^15 * 2^27), multiplying by a power of two is exact, and so
 is floor -- so the Numba kernels give the spec's integer results bit for bit,
@@ -14,11 +16,13 @@ and vectorise.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN
+from . import vnni
 
 TILE_BYTES = 1 << 24  # im2col block size
+INTEGER_SIMD = vnni.AVAILABLE  # convolutions and IGDN on AVX512-VNNI (refcodec.fast.vnni), else float64 BLAS
 RANGES = {"none": (ACT_MIN, ACT_MAX), "relu": (0, ACT_MAX), "leaky": (ACT_MIN, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}
 
 
@@ -58,23 +62,26 @@ def _activate(acc, bias, shift, lo, hi, leaky, out):
 
 
 @njit(cache=True, nogil=True)
-def _igdn_finish(x, t, shift, out):
-    """out = Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), shift)) (spec §5.4); float64 (C, n) arrays.
+def _isqrt(t):
+    """Isqrt(t) (spec §2) for a float64 t holding an integer below 2^53 (spec §6.4).
 
-    t is below 2^53 (spec §6.4) and sqrt is correctly rounded, so floor(sqrt(t)) is off
-    by at most one; the two corrections (exact: r^2 < 2^53, and a rounded (r + 1)^2 still
-    exceeds t whenever the exact one does) make it Isqrt(t).
-    """
+    sqrt is correctly rounded, so floor(sqrt(t)) is off by at most one; the two corrections
+    (exact: r^2 < 2^53, and a rounded (r + 1)^2 still exceeds t whenever the exact one does)
+    make it Isqrt(t)."""
+    r = np.floor(np.sqrt(t))
+    r -= 1.0 if r * r > t else 0.0
+    return r + (1.0 if (r + 1.0) * (r + 1.0) <= t else 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _igdn_finish(x, t, shift, out):
+    """out = Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), shift)) (spec §5.4); float64 (C, n) arrays."""
     for c in range(x.shape[0]):
         s = np.int64(shift[c])
         scale, half = 0.5**s, np.float64((np.int64(1) << s) >> 1)
         xc, tc, dst = x[c], t[c], out[c]
         for i in range(x.shape[1]):
-            v = tc[i]
-            r = np.floor(np.sqrt(v))
-            r -= 1.0 if r * r > v else 0.0
-            r += 1.0 if (r + 1.0) * (r + 1.0) <= v else 0.0
-            dst[i] = min(max(_round2(xc[i] * r, scale, half), ACT_MIN), ACT_MAX)
+            dst[i] = min(max(_round2(xc[i] * _isqrt(tc[i]), scale, half), ACT_MIN), ACT_MAX)
 
 
 def _phase_taps(parity: int) -> list:
@@ -96,42 +103,93 @@ def _gemm_rows(xp: np.ndarray, offsets: list, weights: np.ndarray, h: int, w: in
         emit(r0, r1, weights @ cols.reshape(-1, (r1 - r0) * w))
 
 
+def _phases(layer: dict):
+    """The layer as stride-1 correlations: per phase, (row parity, column parity, offsets, weights).
+
+    A convolution is one phase; its offsets (dy, dx) index the input padded by K // 2. The
+    transposed convolution is four, one per parity of the output row and column (3x3, 3x2,
+    2x3 and 2x2 taps of its kernel), whose offsets index the input padded by 1. ``weights``
+    holds one (Cout, Cin) matrix per offset."""
+    weight = layer["weight"]
+    if layer["kind"] == "deconv":
+        for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            taps = [(ky, kx, dy, dx) for ky, dy in _phase_taps(py) for kx, dx in _phase_taps(px)]
+            yield py, px, [(dy, dx) for _, _, dy, dx in taps], [weight[:, :, ky, kx].T for ky, kx, _, _ in taps]
+    else:
+        k = weight.shape[2]
+        yield 0, 0, [(ky, kx) for ky in range(k) for kx in range(k)], \
+            [weight[:, :, ky, kx] for ky in range(k) for kx in range(k)]
+
+
 def convolution(x: np.ndarray, layer: dict) -> np.ndarray:
     """A convolution layer (spec §5.2 or §5.7) with its requantisation (§5.6).
 
-    The transposed convolution runs as four stride-1 convolutions, one per parity of the
-    output row and column (3x3, 3x2, 2x3 and 2x2 taps), each an im2col matrix product --
-    or, with fewer outputs than inputs (the picture layer), as :func:`_scatter_deconv`.
+    With AVX512-VNNI (``INTEGER_SIMD``), in 16-bit integer SIMD (:func:`_simd_convolution`).
+    Otherwise in float64 BLAS: each phase of :func:`_phases` as im2col matrix products --
+    or, for a transposed convolution with fewer outputs than inputs (the picture layer),
+    :func:`_scatter_deconv`.
     """
+    if INTEGER_SIMD:
+        return _simd_convolution(x, layer)
     if layer["kind"] == "deconv" and layer["weight"].shape[1] < layer["weight"].shape[0]:
         return _scatter_deconv(x, layer)
     _, h, w = x.shape
-    weight, bias, shift = layer["weight"], layer["bias"], layer["shift"]
+    bias, shift = layer["bias"], layer["shift"]
     lo, hi = RANGES[layer["activation"]]
     leaky = layer["activation"] == "leaky"
-    deconv = layer["kind"] == "deconv"
-    cout = weight.shape[1] if deconv else weight.shape[0]
-    pad = 1 if deconv else weight.shape[2] // 2
+    scale, pad = _geometry(layer)
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
-    scale = 2 if deconv else 1
+    cout = bias.shape[0]
     out = np.empty((cout, scale * h, scale * w))
-    phases = [(py, px) for py in (0, 1) for px in (0, 1)] if deconv else [(0, 0)]
-    for py, px in phases:
-        if deconv:
-            taps = [(ky, kx, dy, dx) for ky, dy in _phase_taps(py) for kx, dx in _phase_taps(px)]
-            mats = [weight[:, :, ky, kx].T for ky, kx, _, _ in taps]
-        else:
-            k = weight.shape[2]
-            taps = [(ky, kx, ky, kx) for ky in range(k) for kx in range(k)]
-            mats = [weight[:, :, ky, kx] for ky, kx, _, _ in taps]
-        weights = np.concatenate(mats, axis=1).astype(np.float64)
-
+    for py, px, offsets, mats in _phases(layer):
         def emit(r0, r1, acc, py=py, px=px):
             _activate(acc.reshape(cout, r1 - r0, w), bias, shift, lo, hi, leaky,
                       out[:, scale * r0 + py : scale * r1 : scale, px::scale])
 
-        _gemm_rows(xp, [(dy, dx) for _, _, dy, dx in taps], weights, h, w, emit)
+        _gemm_rows(xp, offsets, np.concatenate(mats, axis=1).astype(np.float64), h, w, emit)
     return out
+
+
+def _geometry(layer: dict) -> tuple:
+    """(output samples per input sample along each axis, padding of the input for :func:`_phases`)."""
+    return (2, 1) if layer["kind"] == "deconv" else (1, layer["weight"].shape[2] // 2)
+
+
+def _simd_convolution(x: np.ndarray, layer: dict) -> np.ndarray:
+    """:func:`convolution` on refcodec.fast.vnni's kernel: int16 output."""
+    _, h, w = x.shape
+    scale, pad = _geometry(layer)
+    hp, wp = h + 2 * pad, -(-w // vnni.COLS) * vnni.COLS + 2 * pad  # every kernel block reads inside
+    xp = vnni.pack(x, pad, pad, hp, wp)
+    lo, hi = RANGES[layer["activation"]]
+    out = np.empty((layer["bias"].shape[0], scale * h, scale * w), np.int16)
+    for py, px, offsets, mats in _phases(layer):
+        weights, pairs = vnni.pack_weights(mats)
+        _correlate(xp, weights, vnni.segments(offsets, pairs, wp), layer["bias"], layer["shift"],
+                   lo, hi, layer["activation"] == "leaky", out, py, px, scale)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _correlate(xp, weights, seg, bias, shift, lo, hi, leaky, out, y0, x0, step):
+    """out[o, y0 + step*y, x0 + step*x] = activate_value(bias[o] + the kernel's sum) for every (y, x).
+
+    One job per output row and block of vnni.MR channels, vnni.COLS columns per kernel call."""
+    cout = out.shape[0]
+    n_y, n_x = (out.shape[1] - y0 + step - 1) // step, (out.shape[2] - x0 + step - 1) // step
+    pair_stride, row_stride = xp.shape[2] * 4, xp.shape[1] * xp.shape[2] * 4
+    for job in prange(weights.shape[0] * n_y):
+        b, y = job // n_y, job % n_y
+        acc = np.empty((vnni.MR, vnni.COLS), np.int64)
+        for c0 in range(0, n_x, vnni.COLS):
+            acc[:] = 0
+            vnni.block(xp.ctypes.data + y * row_stride + c0 * 4, weights[b].ctypes.data, acc.ctypes.data,
+                       seg.shape[0] // 2, seg.ctypes.data, pair_stride, vnni.COLS * 8, 0)
+            for r in range(min(vnni.MR, cout - b * vnni.MR)):
+                o = b * vnni.MR + r
+                s, row = np.int64(shift[o]), out[o, y0 + step * y]
+                for i in range(min(vnni.COLS, n_x - c0)):
+                    row[x0 + step * (c0 + i)] = activate_value(acc[r, i] + bias[o], s, lo, hi, leaky)
 
 
 def _scatter_deconv(x: np.ndarray, layer: dict) -> np.ndarray:
@@ -157,8 +215,11 @@ def _scatter_deconv(x: np.ndarray, layer: dict) -> np.ndarray:
 
 
 def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
+    """IGDN (spec §5.4): on refcodec.fast.vnni's kernel with ``INTEGER_SIMD``, else float64 BLAS."""
+    if INTEGER_SIMD:
+        return _simd_igdn(x, layer)
     c = x.shape[0]
-    flat = x.reshape(c, -1)
+    flat = x.reshape(c, -1).astype(np.float64)
     t = layer["gamma"].astype(np.float64) @ (flat * flat)
     t += layer["beta"].astype(np.float64)[:, None]
     out = np.empty_like(flat)
@@ -166,8 +227,46 @@ def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+def _simd_igdn(x: np.ndarray, layer: dict) -> np.ndarray:
+    """T = beta + sum_j gamma * x^2 as four 1x1 kernel sums: gamma = G1 * 2^15 + G0 (G0 < 2^15,
+    G1 <= 2^8: gamma < 2^23 by spec §6.4) times x^2 = A * 2^16 + B (vnni.pack_squares); int16 output."""
+    _, h, w = x.shape
+    wp = -(-w // vnni.COLS) * vnni.COLS
+    low, high = vnni.pack_squares(x, wp)
+    gamma = layer["gamma"].astype(np.int64)
+    g0, pairs = vnni.pack_weights([gamma & 0x7FFF])
+    g1, _ = vnni.pack_weights([gamma >> 15])
+    out = np.empty(x.shape, np.int16)
+    _igdn_sums(low, high, g0, g1, vnni.segments([(0, 0)], pairs, wp), layer["beta"], layer["shift"], x, out)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
+    """out = Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(T), shift)) with T from the four sums of _simd_igdn."""
+    c, n_y, n_x = out.shape
+    pair_stride, row_stride, n_seg = low.shape[2] * 4, low.shape[1] * low.shape[2] * 4, seg.shape[0] // 2
+    for job in prange(g0.shape[0] * n_y):
+        b, y = job // n_y, job % n_y
+        acc = np.empty((vnni.MR, vnni.COLS), np.int64)
+        for c0 in range(0, n_x, vnni.COLS):
+            acc[:] = 0
+            at = y * row_stride + c0 * 4
+            for sq, g, scale in ((low, g0, 0), (high, g0, 16), (low, g1, 15), (high, g1, 31)):
+                vnni.block(sq.ctypes.data + at, g[b].ctypes.data, acc.ctypes.data, n_seg, seg.ctypes.data,
+                           pair_stride, vnni.COLS * 8, scale)
+            for r in range(min(vnni.MR, c - b * vnni.MR)):
+                o = b * vnni.MR + r
+                s = np.int64(shift[o])
+                scale, half = 0.5**s, np.float64((np.int64(1) << s) >> 1)
+                sums, xr, dst = acc[r], x[o, y], out[o, y]
+                for i in range(min(vnni.COLS, n_x - c0)):
+                    v = _round2(np.float64(xr[c0 + i]) * _isqrt(np.float64(beta[o] + sums[i])), scale, half)
+                    dst[c0 + i] = min(max(v, ACT_MIN), ACT_MAX)
+
+
 def run_layers(x: np.ndarray, layers: list) -> list:
-    """As refcodec.layers.run_layers (spec §8.4, §8.7), but its outputs hold their integers in float64."""
+    """As refcodec.layers.run_layers (spec §8.4, §8.7), but its outputs hold their integers in int16 or float64."""
     outputs, x = [], x.astype(np.float64)
     for layer in layers:
         x = igdn(x, layer) if layer["kind"] == "igdn" else convolution(x, layer)
