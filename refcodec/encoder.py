@@ -45,8 +45,7 @@ def analysis_shapes(model: Model) -> dict:
         if k < 6:
             shapes.update({f"analysis.{k + 1}.beta": (cout,), f"analysis.{k + 1}.gamma": (cout, cout)})
     if model.architecture != "factorized":
-        h_in = floatnet.hyper_analysis_inputs(model.architecture, m)
-        for j, (cout, cin, k) in enumerate(((n, h_in, 3), (n, n, 5), (n, n, 5))):
+        for j, (cout, cin, k) in enumerate(floatnet.hyper_analysis_kernels(model.architecture, n, m)):
             shapes.update({f"hyper_analysis.{j}.weight": (cout, cin, k, k), f"hyper_analysis.{j}.bias": (cout,)})
     return shapes
 

@@ -72,6 +72,11 @@ def hyper_analysis_inputs(architecture: str, m: int) -> int:
     return m if architecture == "hyperprior" else 2 * m
 
 
+def hyper_analysis_kernels(architecture: str, n: int, m: int) -> list:
+    """(Cout, Cin, K) of h_a's three convolutions (strides HYPER_ANALYSIS_STRIDES)."""
+    return [(n, hyper_analysis_inputs(architecture, m), 3), (n, n, 5), (n, n, 5)]
+
+
 def run(x: np.ndarray, p: dict, group: str, plan: list, trace: list | None = None) -> np.ndarray:
     """The float layers of ``group`` (refcodec.model.layer_plan) in order; ``trace`` collects layer outputs."""
     for k, (kind, _, _, _, activation) in enumerate(plan):

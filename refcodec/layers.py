@@ -104,7 +104,7 @@ def apply_layer(x: np.ndarray, layer: dict) -> np.ndarray:
 
 def run_layers(x: np.ndarray, layers: list) -> list:
     """Apply ``layers`` in order (spec §8.4, §8.7); returns the output of every layer (int64;
-    refcodec.fast.layers returns the same integers in float64)."""
+    refcodec.fast.layers returns the same integers in int16 or float64)."""
     outputs, x = [], x.astype(np.int64)
     for layer in layers:
         x = apply_layer(x, layer)

@@ -201,8 +201,7 @@ def random_float_params(rng: np.random.Generator, n: int, m: int, architecture: 
                 p[f"{prefix}.{k + 1}.gamma"] = 0.1 * np.eye(c) + rng.uniform(0, 0.01, size=(c, c))
     p["analysis.6.weight"] *= 8  # latents of a few units, as after training
     if architecture != "factorized":
-        h_in = floatnet.hyper_analysis_inputs(architecture, m)
-        for j, (cout, cin, k) in enumerate(((n, h_in, 3), (n, n, 5), (n, n, 5))):
+        for j, (cout, cin, k) in enumerate(floatnet.hyper_analysis_kernels(architecture, n, m)):
             p[f"hyper_analysis.{j}.weight"] = rng.normal(0, 1 / np.sqrt(cin * k * k), size=(cout, cin, k, k))
             p[f"hyper_analysis.{j}.bias"] = rng.normal(0, 0.05, size=cout)
         for group, layers in layer_plan(architecture, n, m).items():
