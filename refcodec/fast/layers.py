@@ -8,11 +8,11 @@ matrix products. That is exact, whatever the BLAS, its thread count or its
 order of summation: every term and every partial sum of a layer is an integer
 of magnitude at most 2^47 (convolutions) or 2^53 - 1 (IGDN norm), the bounds
 a model file is checked against at load time (spec §6.4), and float64
-represents every integer up to 2^53 exactly. Round2(a, s) is computed as floor((a + 2^(s-1)) * 2^-s): the sum
-is an integer below 2^53 (|a| < 2^47 and s + LEAKY_SHIFT <= 53; in IGDN |a| =
-|x| * Isqrt(T) < 2^15 * 2^27), multiplying by a power of two is exact, and so
-is floor -- so the Numba kernels give the spec's integer results bit for bit,
-and vectorise.
+represents every integer up to 2^53 exactly. On both paths Round2(a, s) is
+computed as floor((a + 2^(s-1)) * 2^-s): the sum is an integer below 2^53 (|a|
+< 2^47 and s + LEAKY_SHIFT <= 53; in IGDN |a| = |x| * Isqrt(T) < 2^15 * 2^27),
+multiplying by a power of two is exact, and so is floor -- so the Numba kernels
+give the spec's integer results bit for bit, and vectorise.
 """
 
 import numpy as np
@@ -42,6 +42,12 @@ def _round2(a, scale, half):
 
 
 @njit(cache=True, nogil=True)
+def _round2_factors(s):
+    """(scale, half) of :func:`_round2` for a shift s: (2^-s, 2^(s-1)), half 0 for s = 0."""
+    return 0.5**s, np.float64((np.int64(1) << s) >> 1)
+
+
+@njit(cache=True, nogil=True)
 def _activate(acc, bias, shift, lo, hi, leaky, out):
     """out = activate_value(acc + bias) over (C, H, W) float64 arrays of exact integers.
 
@@ -50,9 +56,8 @@ def _activate(acc, bias, shift, lo, hi, leaky, out):
     for c in range(acc.shape[0]):
         s = np.int64(shift[c])
         b = np.float64(bias[c])
-        scale, half = 0.5**s, np.float64((np.int64(1) << s) >> 1)
-        scale_neg, half_neg = (0.5 ** (s + LEAKY_SHIFT), np.float64(np.int64(1) << (s + LEAKY_SHIFT - 1))) \
-            if leaky else (scale, half)
+        scale, half = _round2_factors(s)
+        scale_neg, half_neg = _round2_factors(s + LEAKY_SHIFT) if leaky else (scale, half)
         for y in range(acc.shape[1]):
             row, dst = acc[c, y], out[c, y]
             for i in range(acc.shape[2]):
@@ -74,14 +79,19 @@ def _isqrt(t):
 
 
 @njit(cache=True, nogil=True)
+def _igdn_value(x, t, scale, half):
+    """Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), s)) (spec §5.4) for float64 x and norm t, (scale, half) of s."""
+    return min(max(_round2(x * _isqrt(t), scale, half), ACT_MIN), ACT_MAX)
+
+
+@njit(cache=True, nogil=True)
 def _igdn_finish(x, t, shift, out):
-    """out = Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(t), shift)) (spec §5.4); float64 (C, n) arrays."""
+    """out = :func:`_igdn_value` of x and t, per channel's shift; float64 (C, n) arrays."""
     for c in range(x.shape[0]):
-        s = np.int64(shift[c])
-        scale, half = 0.5**s, np.float64((np.int64(1) << s) >> 1)
+        scale, half = _round2_factors(np.int64(shift[c]))
         xc, tc, dst = x[c], t[c], out[c]
         for i in range(x.shape[1]):
-            dst[i] = min(max(_round2(xc[i] * _isqrt(tc[i]), scale, half), ACT_MIN), ACT_MAX)
+            dst[i] = _igdn_value(xc[i], tc[i], scale, half)
 
 
 def _phase_taps(parity: int) -> list:
@@ -155,16 +165,31 @@ def _geometry(layer: dict) -> tuple:
     return (2, 1) if layer["kind"] == "deconv" else (1, layer["weight"].shape[2] // 2)
 
 
+_kernel_weights: dict = {}  # (id(weight or gamma), kind) -> (that array, its packing for refcodec.fast.vnni)
+
+
+def _packed(layer: dict, key: str, pack):
+    """pack(layer), computed once per layer: a layer's weights are constant, and the models
+    holding them are kept anyway (refcodec.model keeps every loaded model). Holding the array
+    keeps its id from being reused."""
+    array, cache_key = layer[key], (id(layer[key]), layer["kind"])
+    hit = _kernel_weights.get(cache_key)
+    if hit is None or hit[0] is not array:
+        hit = _kernel_weights[cache_key] = (array, pack(layer))
+    return hit[1]
+
+
 def _simd_convolution(x: np.ndarray, layer: dict) -> np.ndarray:
     """:func:`convolution` on refcodec.fast.vnni's kernel: int16 output."""
     _, h, w = x.shape
     scale, pad = _geometry(layer)
-    hp, wp = h + 2 * pad, -(-w // vnni.COLS) * vnni.COLS + 2 * pad  # every kernel block reads inside
+    hp, wp = h + 2 * pad, vnni.padded_width(w) + 2 * pad  # every kernel block reads inside
     xp = vnni.pack(x, pad, pad, hp, wp)
     lo, hi = RANGES[layer["activation"]]
     out = np.empty((layer["bias"].shape[0], scale * h, scale * w), np.int16)
-    for py, px, offsets, mats in _phases(layer):
-        weights, pairs = vnni.pack_weights(mats)
+    phases = _packed(layer, "weight", lambda lay: [(py, px, offsets, *vnni.pack_weights(mats))
+                                                   for py, px, offsets, mats in _phases(lay)])
+    for py, px, offsets, weights, pairs in phases:
         _correlate(xp, weights, vnni.segments(offsets, pairs, wp), layer["bias"], layer["shift"],
                    lo, hi, layer["activation"] == "leaky", out, py, px, scale)
     return out
@@ -230,20 +255,24 @@ def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
 def _simd_igdn(x: np.ndarray, layer: dict) -> np.ndarray:
     """T = beta + sum_j gamma * x^2 as four 1x1 kernel sums: gamma = G1 * 2^15 + G0 (G0 < 2^15,
     G1 <= 2^8: gamma < 2^23 by spec §6.4) times x^2 = A * 2^16 + B (vnni.pack_squares); int16 output."""
-    _, h, w = x.shape
-    wp = -(-w // vnni.COLS) * vnni.COLS
+    wp = vnni.padded_width(x.shape[2])
     low, high = vnni.pack_squares(x, wp)
-    gamma = layer["gamma"].astype(np.int64)
-    g0, pairs = vnni.pack_weights([gamma & 0x7FFF])
-    g1, _ = vnni.pack_weights([gamma >> 15])
+    g0, g1, pairs = _packed(layer, "gamma", _gamma_parts)
     out = np.empty(x.shape, np.int16)
     _igdn_sums(low, high, g0, g1, vnni.segments([(0, 0)], pairs, wp), layer["beta"], layer["shift"], x, out)
     return out
 
 
+def _gamma_parts(layer: dict) -> tuple:
+    """gamma = G1 * 2^15 + G0 as the kernel's weights: (G0, G1, pairs)."""
+    gamma = layer["gamma"].astype(np.int64)
+    g0, pairs = vnni.pack_weights([gamma & 0x7FFF])
+    return g0, vnni.pack_weights([gamma >> 15])[0], pairs
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
-    """out = Clip3(ACT_MIN, ACT_MAX, Round2(x * Isqrt(T), shift)) with T from the four sums of _simd_igdn."""
+    """out = :func:`_igdn_value` of x and T = beta + the four sums of :func:`_simd_igdn`."""
     c, n_y, n_x = out.shape
     pair_stride, row_stride, n_seg = low.shape[2] * 4, low.shape[1] * low.shape[2] * 4, seg.shape[0] // 2
     for job in prange(g0.shape[0] * n_y):
@@ -257,12 +286,10 @@ def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
                            pair_stride, vnni.COLS * 8, scale)
             for r in range(min(vnni.MR, c - b * vnni.MR)):
                 o = b * vnni.MR + r
-                s = np.int64(shift[o])
-                scale, half = 0.5**s, np.float64((np.int64(1) << s) >> 1)
+                scale, half = _round2_factors(np.int64(shift[o]))
                 sums, xr, dst = acc[r], x[o, y], out[o, y]
                 for i in range(min(vnni.COLS, n_x - c0)):
-                    v = _round2(np.float64(xr[c0 + i]) * _isqrt(np.float64(beta[o] + sums[i])), scale, half)
-                    dst[c0 + i] = min(max(v, ACT_MIN), ACT_MAX)
+                    dst[c0 + i] = _igdn_value(np.float64(xr[c0 + i]), np.float64(beta[o] + sums[i]), scale, half)
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:

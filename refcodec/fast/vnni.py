@@ -215,6 +215,11 @@ def pack_weights(mats: list) -> tuple:
     return np.ascontiguousarray(blocks.reshape(w.shape[1] // MR, -1, MR, 2)), w.shape[2] // 2
 
 
+def padded_width(w: int) -> int:
+    """w rounded up to whole kernel blocks of COLS columns."""
+    return -(-w // COLS) * COLS
+
+
 def segments(offsets: list, pairs: int, wp: int) -> np.ndarray:
     """The kernel's (byte offset, pairs) per segment: each tap (dy, dx) split into runs of MAX_PAIRS pairs."""
     return np.array([v for dy, dx in offsets for p0 in range(0, pairs, MAX_PAIRS)
