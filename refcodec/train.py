@@ -140,6 +140,38 @@ def quantize(y: torch.Tensor):
     return y + torch.empty_like(y).uniform_(-0.5, 0.5), y + (torch.round(y) - y).detach()
 
 
+QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)  # CompressAI's qualities 1-8
+
+
+class Gains(nn.Module):
+    """Per-level channel gains of a variable-rate model (Cui et al. 2021, asymmetric gained VAE).
+
+    The encoder multiplies y by ``y[level]`` (and z by ``z[level]``) before quantisation;
+    the decoder multiplies the decoded values by the inverse gains ``y_inv[level]`` and
+    ``z_inv[level]`` before synthesis and hyper-synthesis. Gains are stored as logarithms.
+    Initialised at sqrt(lambda / lambda_ref): the step of a uniform quantiser that
+    minimises lambda * D + R at high rate scales as lambda^-1/2.
+    """
+
+    def __init__(self, lambdas: tuple, m: int, n: int, reference: float = 0.013):
+        super().__init__()
+        self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32))
+        log_g = 0.5 * torch.log(self.lambdas / reference)[:, None]
+        self.y = nn.Parameter(log_g.repeat(1, m))
+        self.y_inv = nn.Parameter(-log_g.repeat(1, m))
+        self.z = nn.Parameter(torch.zeros(len(lambdas), n))
+        self.z_inv = nn.Parameter(torch.zeros(len(lambdas), n))
+
+    def get(self, name: str, level: torch.Tensor) -> torch.Tensor:
+        """exp(gain) of each sample's level as (B, C, 1, 1)."""
+        return torch.exp(getattr(self, name)[level])[:, :, None, None]
+
+
+def gain(model: nn.Module, name: str, x: torch.Tensor, level) -> torch.Tensor:
+    """x times the model's gain ``name`` at ``level`` (x itself for a single-rate model)."""
+    return x if level is None else x * model.gains.get(name, level)
+
+
 class FactorizedPrior(nn.Module):
     """bmshj2018-factorized: 4 x (conv5x5/2 + GDN) analysis, mirrored synthesis."""
 
@@ -160,13 +192,13 @@ class FactorizedPrior(nn.Module):
     def densities(self) -> list:
         return [self.density]
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor, level=None):
         """Training pass: (x_hat, [likelihoods of every coded tensor])."""
         y_noisy, y_ste = quantize(self.transform(self.g_a, x))
         return self.transform(self.g_s, y_ste), [self.density.likelihood(y_noisy)]
 
     @torch.no_grad()
-    def code(self, x: torch.Tensor):
+    def code(self, x: torch.Tensor, level=None):
         """Inference with rounded latents: (estimated bits, x_hat)."""
         y_hat = torch.round(self.g_a(x))
         return -torch.log2(self.density.likelihood(y_hat)).sum().item(), self.g_s(y_hat)
@@ -209,22 +241,22 @@ class ScaleHyperprior(FactorizedPrior):
         self.h_s = nn.Sequential(deconv(n, n), nn.ReLU(), deconv(n, n), nn.ReLU(), conv3(n, m), nn.ReLU())
         self.density = FactorizedDensity(n)  # of z
 
-    def forward(self, x: torch.Tensor):
-        y = self.transform(self.g_a, x)
-        z_noisy, z_ste = quantize(self.transform(self.h_a, torch.abs(y)))
-        scales = self.transform(self.h_s, z_ste)
+    def forward(self, x: torch.Tensor, level=None):
+        y = gain(self, "y", self.transform(self.g_a, x), level)
+        z_noisy, z_ste = quantize(gain(self, "z", self.transform(self.h_a, torch.abs(y)), level))
+        scales = self.transform(self.h_s, gain(self, "z_inv", z_ste, level))
         y_noisy, y_ste = quantize(y)
-        return (self.transform(self.g_s, y_ste),
+        return (self.transform(self.g_s, gain(self, "y_inv", y_ste, level)),
                 [gaussian_likelihood(y_noisy, scales), self.density.likelihood(z_noisy)])
 
     @torch.no_grad()
-    def code(self, x: torch.Tensor):
-        y = self.g_a(x)
-        z_hat = torch.round(self.h_a(torch.abs(y)))
+    def code(self, x: torch.Tensor, level=None):
+        y = gain(self, "y", self.g_a(x), level)
+        z_hat = torch.round(gain(self, "z", self.h_a(torch.abs(y)), level))
         y_hat = torch.round(y)
-        bits = -torch.log2(gaussian_likelihood(y_hat, self.h_s(z_hat))).sum() \
+        bits = -torch.log2(gaussian_likelihood(y_hat, self.h_s(gain(self, "z_inv", z_hat, level)))).sum() \
             - torch.log2(self.density.likelihood(z_hat)).sum()
-        return bits.item(), self.g_s(y_hat)
+        return bits.item(), self.g_s(gain(self, "y_inv", y_hat, level))
 
 
 def leaky() -> nn.Module:
@@ -269,24 +301,24 @@ class MeanScaleHyperprior(FactorizedPrior):
         scales, means = self.transform(self.h_s, z_hat).chunk(2, 1)
         return scales, fixed_point(means)
 
-    def forward(self, x: torch.Tensor):
-        y = self.transform(self.g_a, x)
-        z_noisy, z_ste = quantize(self.transform(self.h_a, hyper_input(y)))
-        scales, means = self.params(z_ste, ste_round(y))
+    def forward(self, x: torch.Tensor, level=None):
+        y = gain(self, "y", self.transform(self.g_a, x), level)
+        z_noisy, z_ste = quantize(gain(self, "z", self.transform(self.h_a, hyper_input(y)), level))
+        scales, means = self.params(gain(self, "z_inv", z_ste, level), ste_round(y))
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_hat = ste_round(y - means) + means
-        return (self.transform(self.g_s, y_hat),
+        return (self.transform(self.g_s, gain(self, "y_inv", y_hat, level)),
                 [gaussian_likelihood(y_noisy - means, scales), self.density.likelihood(z_noisy)])
 
     @torch.no_grad()
-    def code(self, x: torch.Tensor):
+    def code(self, x: torch.Tensor, level=None):
         """Estimated bits and x_hat; for joint the context sees round(y), not the decoder's y_hat."""
-        y = self.g_a(x)
-        z_hat = torch.round(self.h_a(hyper_input(y)))
-        scales, means = self.params(z_hat, torch.round(y))
+        y = gain(self, "y", self.g_a(x), level)
+        z_hat = torch.round(gain(self, "z", self.h_a(hyper_input(y)), level))
+        scales, means = self.params(gain(self, "z_inv", z_hat, level), torch.round(y))
         v = torch.round(y - means)
         bits = -torch.log2(gaussian_likelihood(v, scales)).sum() - torch.log2(self.density.likelihood(z_hat)).sum()
-        return bits.item(), self.g_s(v + means)
+        return bits.item(), self.g_s(gain(self, "y_inv", v + means, level))
 
 
 class MaskedConv(nn.Conv2d):
@@ -460,11 +492,12 @@ def nest(model: MeanScaleHyperprior, path: Path, offset: float = 4.0) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: FactorizedPrior, folder: Path, limit: int = 24) -> tuple[float, float]:
+def evaluate(model: FactorizedPrior, folder: Path, limit: int = 24, level=None) -> tuple[float, float]:
     bpps, psnrs = [], []
+    level = None if level is None else torch.tensor([level])
     for f in sorted(folder.glob("*.png"))[:limit]:
         x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
-        bits, x_hat = model.code(x)
+        bits, x_hat = model.code(x, level)
         x_hat = x_hat.clamp(0, 1)
         mse = torch.mean((torch.round(x_hat * 255) - x * 255) ** 2).item()
         bpps.append(bits / (x.shape[2] * x.shape[3]))
@@ -493,6 +526,8 @@ def main(argv=None) -> None:
     ap.add_argument("--N", type=int, default=64)
     ap.add_argument("--M", type=int, default=96)
     ap.add_argument("--lmbda", type=float, default=0.013)
+    ap.add_argument("--ladder", action="store_true", help="a variable-rate model: one gain vector per quality "
+                    "level, lambdas QUALITY_LAMBDAS, each sample of a batch at a random level (see Gains)")
     ap.add_argument("--iters", type=int, default=200_000, help="planned total iterations (sets the lr decay)")
     ap.add_argument("--stop-after", type=float, default=float("inf"), help="wall seconds for this run")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -514,6 +549,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     model = ARCHITECTURES[args.arch](args.N, args.M)
     model.bf16 = args.bf16
+    lambdas = QUALITY_LAMBDAS if args.ladder else (args.lmbda,)
+    if args.ladder:
+        model.gains = Gains(lambdas, args.M, args.N, reference=args.lmbda)
     meta = {"iteration": 0, "wall_seconds": 0.0, "history": []}
     if args.out.exists():
         meta.update(load_checkpoint(model, args.out))
@@ -536,7 +574,8 @@ def main(argv=None) -> None:
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam([d.quantiles for d in model.densities()], lr=1e-3)
     data = load_crops(args.data)
-    print(f"{len(data)} crops; N={args.N} M={args.M} lambda={args.lmbda}", flush=True)
+    print(f"{len(data)} crops; N={args.N} M={args.M} lambdas={lambdas}", flush=True)
+    eval_levels = (0, 3, len(lambdas) - 1) if args.ladder else (None,)
 
     t_start = time.time()
     t_ckpt = t_start
@@ -547,10 +586,13 @@ def main(argv=None) -> None:
         x = batch(data, 16 if small else 8, 64 if small else 128, gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(it, args)
-        x_hat, liks = model(x)
-        bpp = sum(-torch.log2(lik).sum() for lik in liks) / (x.shape[0] * x.shape[2] * x.shape[3])
-        mse = F.mse_loss(x_hat, x)
-        loss = args.lmbda * 255**2 * mse + bpp
+        level = torch.randint(len(lambdas), (x.shape[0],), generator=gen) if args.ladder else None
+        lmbda = torch.tensor(lambdas)[level] if args.ladder else torch.tensor(args.lmbda)
+        x_hat, liks = model(x, level)
+        bpps = sum(-torch.log2(lik).sum((1, 2, 3)) for lik in liks) / (x.shape[2] * x.shape[3])  # per sample
+        mses = ((x_hat - x) ** 2).mean((1, 2, 3))
+        loss = (lmbda * 255**2 * mses + bpps).mean()
+        bpp, mse = bpps.mean(), mses.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -569,23 +611,28 @@ def main(argv=None) -> None:
         last = it >= args.iters or time.time() - t_start >= args.stop_after  # the loop ends: save it
         if last or time.time() - t_ckpt > args.checkpoint_seconds:
             model.eval()
-            kb, kp = evaluate(model, args.kodak, args.eval_images) if args.kodak.exists() else (float("nan"),) * 2
+            figures = [(lv,) + (evaluate(model, args.kodak, args.eval_images, lv) if args.kodak.exists()
+                                else (float("nan"),) * 2) for lv in eval_levels]
             model.train()
             now = time.time()
             meta["wall_seconds"] += now - t_ckpt
             t_ckpt = now
             meta["iteration"] = it
-            meta["history"].append({"iteration": it, "kodak_images": args.eval_images,
-                                    "kodak_bpp": round(kb, 4), "kodak_psnr": round(kp, 3),
-                                    "wall_seconds": round(meta["wall_seconds"])})
+            for lv, kb, kp in figures:
+                meta["history"].append({"iteration": it, "kodak_images": args.eval_images,
+                                        **({} if lv is None else {"level": lv}),
+                                        "kodak_bpp": round(kb, 4), "kodak_psnr": round(kp, 3),
+                                        "wall_seconds": round(meta["wall_seconds"])})
             meta["record"] = {"arch": args.arch, "N": args.N, "M": args.M, "lambda": args.lmbda, "seed": args.seed,
+                              "lambdas": list(lambdas),
                               "lr": args.lr, "lr_min": args.lr_min, "iters_planned": args.iters,
                               "decay": args.decay, "small_patch_iters": args.small_patch_iters,
                               "data": str(args.data), "threads": args.threads, "bf16": args.bf16,
                               "mean_shift": MEAN_SHIFT if args.arch in MEAN_ARCHITECTURES else 0}
             save_checkpoint(model, args.out, meta)
-            print(f"checkpoint it {it}: kodak[:{args.eval_images}] (float, estimated) {kb:.4f} bpp {kp:.2f} dB",
-                  flush=True)
+            for lv, kb, kp in figures:
+                print(f"checkpoint it {it} level {lv}: kodak[:{args.eval_images}] (float, estimated) "
+                      f"{kb:.4f} bpp {kp:.2f} dB", flush=True)
 
 
 if __name__ == "__main__":
