@@ -90,11 +90,11 @@ try:
 except ImportError:
     sys.path.insert(0, str(REPO))
 import refcodec  # noqa: E402
-import refcodec.encoder  # noqa: E402
+import refcodec.encoder.encode  # noqa: E402
 import refcodec.fast.layers  # noqa: E402
 import refcodec.fast.vnni  # noqa: E402
 import refcodec.image  # noqa: E402
-import refcodec.model  # noqa: E402
+import refcodec.decoder.model  # noqa: E402
 
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodim01.png"
 DEFAULT_JSON = REPO / "benchmarks" / "decode_speed.json"

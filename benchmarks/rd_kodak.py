@@ -69,11 +69,11 @@ try:
 except ImportError:
     sys.path.insert(0, str(REPO))
 import refcodec  # noqa: E402
-import refcodec.decoder  # noqa: E402
-import refcodec.encoder  # noqa: E402
-import refcodec.floatnet  # noqa: E402
+import refcodec.decoder.decoding  # noqa: E402
+import refcodec.encoder.encode  # noqa: E402
+import refcodec.encoder.floatnet  # noqa: E402
 import refcodec.image  # noqa: E402
-import refcodec.model  # noqa: E402
+import refcodec.decoder.model  # noqa: E402
 from refcodec.image import psnr  # noqa: E402
 
 DEFAULT_KODAK = REPO.parent / "shared" / "data" / "kodak"

@@ -9,9 +9,16 @@ The written specification in spec/ is normative; this package is its
 reference implementation.
 """
 
-from .decoder import decode
-from .encoder import encode
-from .errors import InputError, ModelError, RefcodecError, StreamError
+from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError"]
-__version__ = "0.3.0"
+from refcodec import fast  # registers impl="fast" (built on first use)
+from refcodec.decoder.decoding import decode
+from refcodec.decoder.errors import InputError, ModelError, RefcodecError, StreamError
+from refcodec.encoder.encode import encode
+
+try:
+    __version__ = version("refcodec")  # the one version source: pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError", "__version__"]

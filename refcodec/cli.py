@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import conform, decoder, encoder
-from .bitstream import parse_stream
-from .errors import RefcodecError
-from .image import png_bytes, psnr, to_rgb_array, write_atomic
-from .model import ARCHITECTURES, DEFAULT_MODEL, find_model, kodak_figures, shipped_models
+from refcodec.conformance import runner as conform
+from refcodec.decoder import decoding as decoder
+from refcodec.encoder import encode as encoder
+from refcodec.decoder.bitstream import parse_stream
+from refcodec.decoder.errors import RefcodecError
+from refcodec.image import png_bytes, psnr, to_rgb_array, write_atomic
+from refcodec.decoder.model import ARCHITECTURES, DEFAULT_MODEL, find_model, kodak_figures, shipped_models
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
 
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dump-stages", metavar="DIR",
                    help="also write every intermediate stage to DIR as <stage>.i32 (spec §9.4)")
     for p in (e, d):
-        p.add_argument("--impl", choices=decoder.IMPLS, default="fast")
+        p.add_argument("--impl", choices=decoder.implementations(), default="fast")
     i = sub.add_parser("info", help="print a stream's header fields and sizes")
     i.add_argument("input")
     for p in (d, i):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bitstream import MAX_DIMENSION
-from .errors import InputError
+from refcodec.decoder.bitstream import MAX_DIMENSION
+from refcodec.decoder.errors import InputError
 
 ACCEPTED_MODES = {"RGB", "L", "1", "P"}
 

@@ -40,8 +40,8 @@ def tiny_model(tmp_path_factory):
     """(path, Model) of a small random integer model (N=4, M=3), no encoder tensors."""
     import numpy as np
 
-    from refcodec.model import load_model
-    from refcodec.testing import random_model
+    from refcodec.decoder.model import load_model
+    from refcodec.conformance.models import random_model
 
     data = random_model(np.random.default_rng(1), 4, 3)
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
@@ -54,7 +54,7 @@ def tiny_stream(tiny_model):
     """A valid 37x21 stream for ``tiny_model`` with latents that include escapes."""
     import numpy as np
 
-    from refcodec.encoder import encode_latents
+    from refcodec.encoder.encode import encode_latents
 
     _, model = tiny_model
     y = np.random.default_rng(2).integers(-40, 40, size=(model.m, 2, 3))

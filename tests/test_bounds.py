@@ -9,11 +9,11 @@ IGDN norm is 2^53 - 1, and both decoders still agree: the exactness argument of 
 import numpy as np
 import pytest
 
-from refcodec import layers
-from refcodec.decoder import decode, stages
-from refcodec.encoder import encode_latents
-from refcodec.model import ACC_BOUND, NORM_BOUND, load_model
-from refcodec.testing import bound_model
+from refcodec.decoder import layers
+from refcodec.decoder.decoding import decode, stages
+from refcodec.encoder.encode import encode_latents
+from refcodec.decoder.model import ACC_BOUND, NORM_BOUND, load_model
+from refcodec.conformance.models import bound_model
 
 ARCHS = ["factorized", "hyperprior", "mean-scale", "joint"]
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refcodec.cdf import MAX_CDF_LENGTH, CdfTable, build_table, check_table, quantize_pmf
-from refcodec.errors import ModelError
+from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, check_table
+from refcodec.encoder.cdf import build_table, quantize_pmf
+from refcodec.decoder.errors import ModelError
 from test_rans import annex_namespace, random_table
 
 

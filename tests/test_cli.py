@@ -41,7 +41,7 @@ def test_encode_decode_info(tmp_path):
 
 
 def test_models_lists_every_shipped_model():
-    from refcodec.model import shipped_model_paths
+    from refcodec.decoder.model import shipped_model_paths
 
     code, out, _ = run("models")
     lines = out.splitlines()
@@ -53,9 +53,9 @@ def test_models_lists_every_shipped_model():
 
 
 def test_info_of_a_hyperprior_stream(tmp_path):
-    from refcodec.encoder import encode_latents
-    from refcodec.model import load_model
-    from refcodec.testing import random_model
+    from refcodec.encoder.encode import encode_latents
+    from refcodec.decoder.model import load_model
+    from refcodec.conformance.models import random_model
 
     data = random_model(np.random.default_rng(2), 2, 3, architecture="joint")
     model_file, stream = tmp_path / "m.safetensors", tmp_path / "s.rcdc"

@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from refcodec import rans
-from refcodec.cdf import quantize_pmf
+from refcodec.decoder import rans
+from refcodec.encoder import rans as rans_encoder
+from refcodec.encoder.cdf import quantize_pmf
 from refcodec.fast import rans as fast_rans
 from test_rans import random_table, random_values
 
@@ -70,7 +71,7 @@ def test_compressai_decodes_our_streams(ans, seed, rows, count):
     rng = np.random.default_rng(seed)
     table = random_table(rng, rows)
     values, idx = random_values(rng, table, count, raw_limit=1 << 31, escapes=0.3)
-    data = rans.encode_values(values, idx, table)
+    data = rans_encoder.encode_values(values, idx, table)
     decoded = ans.RansDecoder().decode_with_indexes(data, idx.tolist(), *table_lists(table))
     assert decoded == values.tolist()
 
@@ -81,7 +82,7 @@ def test_compressai_streams_are_ours(ans, seed, rows, count):
     rng = np.random.default_rng(seed)
     table = random_table(rng, rows, min_length=3)
     values, idx = random_values(rng, table, count, raw_limit=1 << 28, escapes=0.3)
-    ours = rans.encode_values(values, idx, table)
+    ours = rans_encoder.encode_values(values, idx, table)
     assume(len(ours) // 4 <= coded_symbols(values, idx, table))
     data = ans.RansEncoder().encode_with_indexes(values.tolist(), idx.tolist(), *table_lists(table))
     assert ours == data
@@ -111,11 +112,11 @@ def test_quantiser_matches_compressai(cxx, pmf, tail):
 def test_compressai_decodes_our_hyperprior_sub_streams(ans, seed, architecture):
     """CompressAI's decoder, given our tables and the table rows our decoder selects (spec §8.8),
     reads our z sub-stream back as z_hat and our y sub-stream as y_hat minus the means."""
-    from refcodec.bitstream import parse_stream
-    from refcodec.encoder import encode_latents, y_symbols
-    from refcodec.latents import channel_rows
-    from refcodec.model import load_model
-    from refcodec.testing import random_model
+    from refcodec.decoder.bitstream import parse_stream
+    from refcodec.encoder.encode import encode_latents, y_symbols
+    from refcodec.decoder.latents import channel_rows
+    from refcodec.decoder.model import load_model
+    from refcodec.conformance.models import random_model
 
     rng = np.random.default_rng(seed)
     model = load_model(random_model(rng, 3, 4, architecture=architecture, levels=int(rng.integers(2, 7))))

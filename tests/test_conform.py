@@ -21,10 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refcodec.conform import (Case, UsageError, build_command, error_class_note, first_divergent_stage, last_line,
-                              main, parse_template, random_case, shrink)
-from refcodec.decoder import stage_bytes
-from refcodec.model import ARCHITECTURES
+from refcodec.conformance.runner import Case, UsageError, build_command, error_class_note, first_divergent_stage, last_line, main, parse_template, random_case, shrink
+from refcodec.decoder.decoding import stage_bytes
+from refcodec.decoder.model import ARCHITECTURES
 
 REPO = Path(__file__).resolve().parent.parent
 INDEX = json.loads((REPO / "vectors" / "index.json").read_text())["vectors"]
@@ -82,7 +81,8 @@ sys.exit(code)
 # of flooring (spec §2.4 Round2): the layer is marked when the model is loaded.
 ROUND_ONE_LAYER_TOWARD_ZERO = """
 import numpy as np
-from refcodec import layers, model as models
+from refcodec.decoder import layers
+from refcodec.decoder import model as models
 GROUP, LAYER = GROUP_AND_LAYER
 
 def round_toward_zero(x, n):
@@ -110,7 +110,7 @@ sys.exit(decode())
 
 # A missing word at the end of a sub-stream is read as 0 instead of failing (spec §3.3).
 READ_ZEROS_PAST_THE_END = """
-from refcodec import rans
+from refcodec.decoder import rans
 
 def renormalize(self):
     if self.x < rans.RANS_L:

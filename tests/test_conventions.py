@@ -5,7 +5,7 @@ import math
 import numpy as np
 from hypothesis import given, strategies as st
 
-from refcodec.conventions import clip3, isqrt, round2
+from refcodec.decoder.conventions import clip3, isqrt, round2
 
 
 def test_round2_examples(spec):

@@ -5,10 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from refcodec import decode, encode, export, floatnet
-from refcodec.encoder import analyse
-from refcodec.model import load_model, save_safetensors
-from refcodec.testing import random_float_params
+from refcodec import decode
+from refcodec import encode
+from refcodec.encoder import export
+from refcodec.encoder import floatnet
+from refcodec.encoder.encode import analyse
+from refcodec.decoder.model import load_model
+from refcodec.encoder.export import save_safetensors
+from refcodec.conformance.models import random_float_params
 
 
 def _smooth(seed, w, h):
@@ -47,7 +51,7 @@ def test_exported_model_round_trips(exported):
 
 def test_integer_layers_track_the_float_synthesis(exported):
     """Every hidden layer of the integer synthesis equals the float one up to its scale, to < 0.5%."""
-    from refcodec import layers
+    from refcodec.decoder import layers
 
     p, _, model = exported
     y_hat = analyse(_smooth(1, 48, 40), model)
@@ -117,9 +121,10 @@ def test_exported_hyperprior_models_round_trip(exported_hyper):
 def test_integer_hyper_synthesis_tracks_the_float_one(exported_hyper):
     """Scales come out in units of 2^-8 and means in units of 2^-F, the unit of y_hat (Annex A.1.5):
     the integer outputs of the hyper-synthesis (or entropy parameters) follow the float network's."""
-    from refcodec import latents, layers
-    from refcodec.encoder import analyse_all
-    from refcodec.model import layer_plan
+    from refcodec.decoder import latents
+    from refcodec.decoder import layers
+    from refcodec.encoder.encode import analyse_all
+    from refcodec.decoder.model import layer_plan
 
     p, _, model = exported_hyper
     y_hat, z_hat = analyse_all(_smooth(1, 48, 40), model)

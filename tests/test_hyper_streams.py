@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from refcodec import decode
-from refcodec.bitstream import FIXED_BYTES, parse_stream
-from refcodec.encoder import encode_latents
-from refcodec.errors import RefcodecError, StreamError
-from refcodec.latents import scale_index
-from refcodec.layers import ACT_MAX, ACT_MIN
-from refcodec.model import load_model
-from refcodec.testing import random_model
+from refcodec.decoder.bitstream import FIXED_BYTES, parse_stream
+from refcodec.encoder.encode import encode_latents
+from refcodec.decoder.errors import RefcodecError, StreamError
+from refcodec.decoder.latents import scale_index
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.model import load_model
+from refcodec.conformance.models import random_model
 
 HYPER = ["hyperprior", "mean-scale", "joint"]
 IMPLS = ["reference", "fast"]
@@ -139,14 +139,15 @@ def test_latent_plus_mean_out_of_range(hyper, impl):
     stream = encode_latents(big, model, 40, 20, impl="reference", z_hat=z)
     assert np.array_equal(decode(stream, [path], impl=impl), decode(stream, [path], impl="reference"))
     # re-code the same symbols with the latent one above ACT_MAX: forge via the coder directly
-    from refcodec import encoder, rans
+    from refcodec.encoder import encode as encoder
+    from refcodec.encoder import rans as rans_encoder
 
     _, values, rows = encoder.y_symbols(big, model, z, "reference")
     order = (1 * 3 + 2) * 4 + 1 if model.architecture == "joint" else (1 * 2 + 1) * 3 + 2
     values = values.copy()
     values[order] += 1
     head, zdata, _ = _split(stream)
-    forged = _join(head, zdata, rans.encode_values(values, rows, model.y_table))
+    forged = _join(head, zdata, rans_encoder.encode_values(values, rows, model.y_table))
     with pytest.raises(StreamError, match="lies outside") as e:
         decode(forged, [path], impl=impl)
     assert e.value.clause == "8.8"
@@ -176,8 +177,8 @@ def test_mutated_streams_agree(hyper, data):
 def test_chosen_latents_round_trip(tmp_path_factory, seed, arch, width, height, stress):
     """Any latents and hyper-latents, any size, any mean shift: the encoder's stream decodes on both
     paths to the latents the encoder reports, which are the chosen ones when the mean shift is 0."""
-    from refcodec.decoder import decode_y
-    from refcodec.encoder import code_latents
+    from refcodec.decoder.decoding import decode_y
+    from refcodec.encoder.encode import code_latents
 
     rng = np.random.default_rng(seed)
     data = random_model(rng, 2, 3, stress=stress, architecture=arch, mean_shift=[None, 0, 3, 8][seed % 4])
@@ -205,9 +206,9 @@ def test_chosen_latents_round_trip(tmp_path_factory, seed, arch, width, height, 
 def test_latents_on_the_grid_of_the_mean(tmp_path, arch, mean_shift):
     """With a mean shift F, a latent is v * 2^F + mean (spec §8.8): the encoder moves each latent to
     the nearest such value, at most 2^(F-1) away (Annex A.1.4), and both decoders rebuild it."""
-    from refcodec.decoder import stages
-    from refcodec.encoder import code_latents
-    from refcodec.testing import ties_model
+    from refcodec.decoder.decoding import stages
+    from refcodec.encoder.encode import code_latents
+    from refcodec.conformance.models import ties_model
 
     data = ties_model(arch, 3, 4, mean_shift=mean_shift)  # small means, far from the clamps
     path = tmp_path / "m.safetensors"

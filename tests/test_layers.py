@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refcodec import layers
+from refcodec.decoder import layers
 from refcodec.fast import layers as fast, vnni
-from refcodec.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 
 # The fast path's two ways to sum products: float64 BLAS, and AVX512-VNNI where the CPU has it.
 SIMD_MODES = [False, True] if vnni.AVAILABLE else [False]
@@ -187,7 +187,7 @@ def test_fast_igdn_at_norm_bound():
             assert fast.igdn(x, layer).tolist() == layers.igdn(x, gamma, beta, layer["shift"]).tolist()
 
 
-@pytest.mark.skipif(not vnni.AVAILABLE, reason="no AVX512-VNNI on this CPU")
+@pytest.mark.skipif(not vnni.AVAILABLE, reason=vnni.STATUS)
 @pytest.mark.parametrize("kind", ["deconv", "conv"])
 def test_vnni_lanes_at_their_bound(kind):
     """The 32-bit lanes at their largest sums (refcodec.fast.vnni): inputs ACT_MIN, weights whose low byte
@@ -207,7 +207,7 @@ def test_vnni_lanes_at_their_bound(kind):
         assert fast.convolution(x, layer).tolist() == layers.apply_layer(x, layer).tolist()
 
 
-@pytest.mark.skipif(not vnni.AVAILABLE, reason="no AVX512-VNNI on this CPU")
+@pytest.mark.skipif(not vnni.AVAILABLE, reason=vnni.STATUS)
 def test_vnni_igdn_many_channels():
     """IGDN on the kernel with 131 channels (66 pairs, the last one half empty) and gamma using all 23 bits."""
     rng = np.random.default_rng(8)
@@ -218,3 +218,9 @@ def test_vnni_igdn_many_channels():
     with integer_simd(True):
         got = fast.igdn(x, layer)
     assert got.tolist() == layers.igdn(x, layer["gamma"], layer["beta"], layer["shift"]).tolist()
+
+
+def test_vnni_kernel_builds_wherever_the_cpu_has_it():
+    """No AVX512-VNNI (or no JIT) is a reason to use the float64 path; a kernel that fails to build on a
+    CPU that has it is a bug, and fails here instead of skipping the kernel tests (refcodec.fast.vnni)."""
+    assert vnni.STATUS in (vnni.BUILT, vnni.NO_VNNI, vnni.NO_JIT), vnni.STATUS

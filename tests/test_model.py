@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refcodec.errors import ModelError
-from refcodec.model import load_model, model_by_name, parse_safetensors, save_safetensors
-from refcodec.testing import random_model
+from refcodec.decoder.errors import ModelError
+from refcodec.decoder.model import load_model, model_by_name, parse_safetensors
+from refcodec.encoder.export import save_safetensors
+from refcodec.conformance.models import random_model
 
 GOOD = random_model(np.random.default_rng(3), 3, 2)
 GOOD_JOINT = random_model(np.random.default_rng(4), 3, 2, architecture="joint", levels=4)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refcodec import rans
-from refcodec.cdf import build_table
-from refcodec.errors import StreamError
+from refcodec.decoder import rans
+from refcodec.encoder import rans as rans_encoder
+from refcodec.encoder.cdf import build_table
+from refcodec.decoder.errors import StreamError
 from refcodec.fast import rans as fast_rans
 
 ANNEX = Path(__file__).resolve().parent.parent / "spec" / "A2-entropy-encoding.md"
@@ -87,7 +88,7 @@ def test_round_trip(spec, seed, rows, count):
     rng = np.random.default_rng(seed)
     table = random_table(rng, rows)
     values, idx = random_values(rng, table, count)
-    data = rans.encode_values(values, idx, table)
+    data = rans_encoder.encode_values(values, idx, table)
     assert fast_rans.encode_values(values, idx, table) == data
     assert len(data) % 4 == 0 and len(data) >= 8
     assert outcomes(spec, data, idx, table) == [("ok", values.tolist())] * 3
@@ -95,7 +96,7 @@ def test_round_trip(spec, seed, rows, count):
 
 def test_empty_and_single(spec):
     table = random_table(np.random.default_rng(0), 2)
-    for encode in (rans.encode_values, fast_rans.encode_values):
+    for encode in (rans_encoder.encode_values, fast_rans.encode_values):
         assert encode([], [], table) == EMPTY
         for value in (table.offset[1], table.offset[1] - 7, 1 << 30):
             data = encode([value], [1], table)
@@ -107,10 +108,10 @@ def test_multi_chunk_bypass_extremes(spec):
     """Largest escapes: raw = 2^32 - 1 and 2^32 - 2 (8 nibbles) round-trip; one more does not encode."""
     table = random_table(np.random.default_rng(1), 1, min_length=10, max_length=10)
     lowest, highest = -(1 << 31) + int(table.offset[0]), (1 << 31) - 1 + 8 + int(table.offset[0])
-    data = rans.encode_values([lowest, highest, 0], [0, 0, 0], table)
+    data = rans_encoder.encode_values([lowest, highest, 0], [0, 0, 0], table)
     assert fast_rans.encode_values([lowest, highest, 0], [0, 0, 0], table) == data
     assert outcomes(spec, data, [0, 0, 0], table) == [("ok", [lowest, highest, 0])] * 3
-    for encode in (rans.encode_values, fast_rans.encode_values):
+    for encode in (rans_encoder.encode_values, fast_rans.encode_values):
         for value in (lowest - 1, highest + 1, 1 << 62, -(1 << 62)):
             with pytest.raises(ValueError, match="more than 8 raw nibbles"):
                 encode([0, value], [0, 0], table)
@@ -120,7 +121,7 @@ def test_every_truncation_is_an_error(spec):
     rng = np.random.default_rng(2)
     table = random_table(rng, 3)
     values, idx = random_values(rng, table, 40, escapes=0.3)
-    data = rans.encode_values(values, idx, table)
+    data = rans_encoder.encode_values(values, idx, table)
     assert len(data) > 16
     for end in range(len(data)):
         clause = "3.2" if end % 4 or end < 8 else "3.3"
@@ -131,7 +132,7 @@ def test_left_over_and_final_state(spec):
     rng = np.random.default_rng(3)
     table = random_table(rng, 2)
     values, idx = random_values(rng, table, 30)
-    data = rans.encode_values(values, idx, table)
+    data = rans_encoder.encode_values(values, idx, table)
     assert_error(spec, data + bytes(4), idx, table, "3.6")  # bytes left over
     assert_error(spec, data, idx[:-1], table, "3.6")  # a value not decoded
     assert_error(spec, ((1 << 31) + 1).to_bytes(8, "little"), [], table, "3.6")  # wrong final state
@@ -143,7 +144,7 @@ def test_bad_length_and_initial_state(spec):
         assert_error(spec, data, [], table, "3.2")
     for x in (0, (1 << 31) - 1, 1 << 63, (1 << 64) - 1):
         assert_error(spec, x.to_bytes(8, "little"), [], table, "3.2")
-    for encode in (rans.encode_values, fast_rans.encode_values):
+    for encode in (rans_encoder.encode_values, fast_rans.encode_values):
         with pytest.raises(ValueError):
             encode([0, 1], [0], table)
 
@@ -183,7 +184,7 @@ def test_damaged_streams_agree(spec, seed, op):
     rng = np.random.default_rng(seed)
     table = random_table(rng, 2, max_length=40)
     values, idx = random_values(rng, table, int(rng.integers(0, 30)))
-    data = bytearray(rans.encode_values(values, idx, table))
+    data = bytearray(rans_encoder.encode_values(values, idx, table))
     if op == "flip":
         data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
     elif op == "cut":
@@ -205,4 +206,4 @@ def test_annex_encoder_is_the_reference(spec):
     ns = annex_namespace()
     data = ns["RansEncodeValues"](values.tolist(), idx.tolist(), table.cdf.tolist(),
                                   table.cdf_length.tolist(), table.offset.tolist())
-    assert data == rans.encode_values(values, idx, table)
+    assert data == rans_encoder.encode_values(values, idx, table)

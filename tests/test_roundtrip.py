@@ -15,8 +15,8 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 import refcodec
-from refcodec.errors import InputError
-from refcodec.model import shipped_model_paths
+from refcodec.decoder.errors import InputError
+from refcodec.decoder.model import shipped_model_paths
 
 
 def _image(seed, w, h):

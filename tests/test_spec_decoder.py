@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from refcodec import decode
-from refcodec.encoder import encode_latents
-from refcodec.errors import RefcodecError
-from refcodec.model import load_model
-from refcodec.testing import random_model
+from refcodec.encoder.encode import encode_latents
+from refcodec.decoder.errors import RefcodecError
+from refcodec.decoder.model import load_model
+from refcodec.conformance.models import random_model
 
 
 def _spec_result(spec, stream, files):

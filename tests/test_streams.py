@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from refcodec import decode
-from refcodec.bitstream import HEADER_BYTES, MAX_DIMENSION, parse_stream
-from refcodec.errors import ModelError, RefcodecError, StreamError
+from refcodec.decoder.bitstream import HEADER_BYTES, MAX_DIMENSION, parse_stream
+from refcodec.decoder.errors import ModelError, RefcodecError, StreamError
 
 
 def _decode(stream, model_path, impl="reference"):
@@ -81,7 +81,7 @@ def test_size_mismatch_is_caught_by_the_entropy_decoder(tiny_model, tiny_stream)
 
 def test_y_data_longer_than_the_latents_can_use(tiny_model):
     """More than 8 + 40 bytes per latent is rejected before decoding (spec §8.3)."""
-    from refcodec.bitstream import write_stream
+    from refcodec.encoder.encode import write_stream
 
     path, model = tiny_model
     stream = write_stream(model.model_id, 0, 16, 16, bytes(8 + 40 * model.m + 4))
@@ -99,7 +99,7 @@ def test_garbage_and_empty(tiny_model):
 
 def test_latent_out_of_range(tiny_model):
     """An escape can code values beyond the activation range; the decoder rejects them (spec §8.3)."""
-    from refcodec.encoder import encode_latents
+    from refcodec.encoder.encode import encode_latents
 
     path, model = tiny_model
     y = np.zeros((model.m, 1, 1), dtype=np.int64)

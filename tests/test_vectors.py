@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from refcodec import decode
-from refcodec.errors import RefcodecError
+from refcodec.decoder.errors import RefcodecError
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text())["vectors"]

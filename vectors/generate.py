@@ -25,14 +25,16 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from refcodec import decode, encode, encoder, rans  # noqa: E402
-from refcodec.bitstream import HEADER_BYTES  # noqa: E402
-from refcodec.decoder import stage_bytes, stages  # noqa: E402
-from refcodec.encoder import encode_latents  # noqa: E402
-from refcodec.errors import RefcodecError  # noqa: E402
+from refcodec import decode, encode  # noqa: E402
+from refcodec.encoder import encode as encoder, rans  # noqa: E402
+from refcodec.decoder.bitstream import HEADER_BYTES  # noqa: E402
+from refcodec.decoder.decoding import stage_bytes, stages  # noqa: E402
+from refcodec.encoder.encode import encode_latents  # noqa: E402
+from refcodec.decoder.errors import RefcodecError  # noqa: E402
 from refcodec.image import png_bytes  # noqa: E402
-from refcodec.model import load_model, parse_safetensors, save_safetensors  # noqa: E402
-from refcodec.testing import bound_model, random_model, ties_model  # noqa: E402
+from refcodec.decoder.model import load_model, parse_safetensors  # noqa: E402
+from refcodec.encoder.export import save_safetensors  # noqa: E402
+from refcodec.conformance.models import bound_model, random_model, ties_model  # noqa: E402
 
 
 def smooth_image(seed: int, w: int, h: int) -> np.ndarray:

@@ -103,8 +103,8 @@ def measure_code(vectors: list[dict], folder: Path) -> tuple[dict, list[str], di
 def decode_vector(vector: dict, folder: Path) -> tuple[str, tuple | None]:
     """Decode one vector as a conforming decoder must (spec §9.1): ("" or what went wrong,
     (file, line) of the check that reported the error, or None)."""
-    from refcodec.decoder import decode, stage_bytes, stages
-    from refcodec.errors import RefcodecError
+    from refcodec.decoder.decoding import decode, stage_bytes, stages
+    from refcodec.decoder.errors import RefcodecError
 
     manifest, name = vector["manifest"], vector["name"]
     stream = (folder / name / "stream.rcdc").read_bytes()
@@ -294,10 +294,11 @@ LAYER_GROUPS = ("synthesis", "hyper_synthesis", "context", "entropy_parameters")
 def tie_coverage(vectors: list[dict], folder: Path) -> dict[str, list[str]]:
     """"<architecture> <group>.<k>" -> the positive vectors whose pixels change when that layer
     alone rounds exact ties down (or whose decoding then fails), for every layer of every model."""
-    from refcodec import latents, layers
-    from refcodec.decoder import decode
-    from refcodec.errors import RefcodecError
-    from refcodec.model import model_from_file
+    from refcodec.decoder import latents
+    from refcodec.decoder import layers
+    from refcodec.decoder.decoding import decode
+    from refcodec.decoder.errors import RefcodecError
+    from refcodec.decoder.model import model_from_file
 
     caught: dict[str, list[str]] = {}
     originals = {(layers, "apply_layer"), (latents, "context_at"), (latents, "pointwise")}

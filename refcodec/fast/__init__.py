@@ -1,5 +1,18 @@
 """Fast path: the same integers as the NumPy reference, from Numba kernels, AVX512-VNNI and exact float64 BLAS.
 
 ``refcodec.fast.rans`` (spec §3) and ``refcodec.fast.layers`` (spec §5) have the
-signatures of ``refcodec.rans`` and ``refcodec.layers``; tests prove identical output.
+signatures of ``refcodec.decoder.rans`` and ``refcodec.decoder.layers``; tests
+prove identical output. Importing this package registers ``impl="fast"`` in the
+decoder's implementation table; Numba and the kernels load on its first use.
 """
+
+from refcodec.decoder.decoding import Implementation, register
+
+
+def _build() -> Implementation:
+    from refcodec.fast import joint, layers, rans
+
+    return Implementation(rans, layers, joint.decode_joint)
+
+
+register("fast", _build)

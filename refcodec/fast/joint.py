@@ -19,11 +19,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..errors import StreamError
-from ..layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
-from ..latents import check_length, choose_value
-from .layers import activate_value
-from .rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words
+from refcodec.decoder.errors import StreamError
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
+from refcodec.decoder.latents import check_length
+from refcodec.encoder.latents import choose_value
+from refcodec.fast.layers import activate_value
+from refcodec.fast.rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words
 
 OUT_OF_RANGE = 100  # kernel code: a decoded latent outside ACT_MIN..ACT_MAX
 

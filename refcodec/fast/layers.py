@@ -18,8 +18,8 @@ give the spec's integer results bit for bit, and vectorise.
 import numpy as np
 from numba import njit, prange
 
-from ..layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN
-from . import vnni
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN
+from refcodec.fast import vnni
 
 TILE_BYTES = 1 << 24  # im2col block size
 INTEGER_SIMD = vnni.AVAILABLE  # convolutions and IGDN on AVX512-VNNI (refcodec.fast.vnni), else float64 BLAS

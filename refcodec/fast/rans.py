@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..cdf import CdfTable
-from ..errors import StreamError
-from ..rans import BYPASS_BITS, MAX_BYPASS_NIBBLES, PRECISION, RANS_L, RansDecoder, check_indexes
+from refcodec.decoder.cdf import CdfTable
+from refcodec.decoder.errors import StreamError
+from refcodec.decoder.rans import BYPASS_BITS, MAX_BYPASS_NIBBLES, PRECISION, RANS_L, RansDecoder, check_indexes
 
 OK, ENDS_EARLY, TOO_MANY_NIBBLES, LEFT_OVER, BAD_FINAL_STATE, NEEDS_TOO_MANY_NIBBLES = range(6)
 MASK32 = (1 << 32) - 1

@@ -7,9 +7,11 @@ of 16 32-bit lanes, acc += a0*b0 + a1*b1 for 16-bit a and b. Two of them make
 times what a 256-bit float64 FMA does. A small kernel written in LLVM IR
 (``_kernel_ir``) is compiled for the host by llvmlite (Numba's own compiler)
 and driven by Numba loops over output rows and channels (refcodec.fast.layers).
-Without AVX512-VNNI (or if llvmlite cannot build the kernel, or with
-NUMBA_DISABLE_JIT) ``AVAILABLE`` is False and refcodec.fast.layers uses float64
-BLAS; both give the spec's integers.
+Without AVX512-VNNI, or with NUMBA_DISABLE_JIT, ``AVAILABLE`` is False and
+refcodec.fast.layers uses float64 BLAS; both give the spec's integers.
+``STATUS`` says which case holds. A kernel that fails to build on a CPU that
+has AVX512-VNNI is a bug, not a fallback: ``STATUS`` then names the error
+(tests fail on it) and the float64 path serves.
 
 Exactness. Activations are in ACT_MIN..ACT_MAX (spec §5.1), 16 bits; weights
 are I16 (spec §6.3). Each weight is split w = 256*hi + lo, lo in 0..255 and hi
@@ -134,16 +136,21 @@ def _kernel_ir() -> str:
     return "\n".join(lines)
 
 
-def _compile():
-    """Build the kernel for the host CPU and make it callable from Numba as SYMBOL; the engine, or None."""
-    if config.DISABLE_JIT:  # the kernel is called from compiled Numba code only
-        return None
-    try:
-        import llvmlite.binding as llvm
+BUILT = "built"
+NO_VNNI = "no AVX512-VNNI on this CPU"
+NO_JIT = "NUMBA_DISABLE_JIT is set"
 
-        features = llvm.get_host_cpu_features()
-        if not (features.get("avx512vnni") and features.get("avx512bw")):
-            return None
+
+def _compile() -> tuple:
+    """Build the kernel for the host CPU and make it callable from Numba as SYMBOL: (engine or None, status)."""
+    import llvmlite.binding as llvm
+
+    if config.DISABLE_JIT:  # the kernel is called from compiled Numba code only
+        return None, NO_JIT
+    features = llvm.get_host_cpu_features()
+    if not (features.get("avx512vnni") and features.get("avx512bw")):
+        return None, NO_VNNI
+    try:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         machine = llvm.Target.from_default_triple().create_target_machine(
@@ -153,13 +160,13 @@ def _compile():
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
         llvm.add_symbol(SYMBOL, engine.get_function_address(SYMBOL))
-        return engine
-    except Exception:  # no AVX512-VNNI build possible here: the float64 path serves
-        return None
+        return engine, BUILT
+    except Exception as e:  # noqa: BLE001 -- reported in STATUS, and the tests fail on it
+        return None, f"the AVX512-VNNI kernel failed to build: {type(e).__name__}: {e}"
 
 
-_ENGINE = _compile()  # kept alive: it owns the kernel's code
-AVAILABLE = _ENGINE is not None
+_ENGINE, STATUS = _compile()  # the engine is kept alive: it owns the kernel's code
+AVAILABLE = STATUS == BUILT
 block = types.ExternalFunction(SYMBOL, types.void(*[types.int64] * 8))
 
 

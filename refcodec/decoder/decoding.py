@@ -10,31 +10,63 @@
     layers  = run_layers(y_hat, model.synthesis)          spec §8.4 (layers, spec §5)
     pixels  = crop(layers[-1])                            spec §8.5
 
-``impl="reference"`` runs the NumPy code that mirrors the spec line by line;
-``impl="fast"`` runs the Numba/BLAS kernels of refcodec.fast. Both give the same
-bytes for every stream (tests/test_roundtrip.py, tests/test_spec_decoder.py).
+``impl="reference"`` runs the NumPy code of this package, which mirrors the
+spec line by line. Other implementations register themselves in the table of
+``register`` (``refcodec.fast`` adds ``impl="fast"``: Numba, integer SIMD);
+every implementation gives the same bytes for every stream
+(tests/test_roundtrip.py, tests/test_spec_decoder.py). This package imports
+nothing from refcodec.fast, refcodec.encoder or refcodec.conformance.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import latents, layers, rans
-from .bitstream import StreamHeader, parse_stream
-from .errors import StreamError
-from .fast import joint as fast_joint, layers as fast_layers, rans as fast_rans
-from .model import Model, find_model
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
 
-# impl -> (entropy coder, layers, joint loop: decode_joint and the encoder's code_joint)
-KERNELS = {"reference": (rans, layers, latents), "fast": (fast_rans, fast_layers, fast_joint)}
-IMPLS = tuple(KERNELS)
+from refcodec.decoder import latents, layers, rans
+from refcodec.decoder.bitstream import StreamHeader, parse_stream
+from refcodec.decoder.errors import StreamError
+from refcodec.decoder.model import Model, find_model
 
 
-def kernels(impl: str):
-    """The (rANS module, layers module, joint-loop module) of an implementation."""
-    if impl not in KERNELS:
-        raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
-    return KERNELS[impl]
+@dataclass(frozen=True)
+class Implementation:
+    """The kernels of one implementation of the decoding process.
+
+    ``rans.decode_values`` decodes the values of a sub-stream (spec §3, §8.3),
+    ``layers.run_layers`` runs a group of layers (spec §5.7) and
+    ``decode_joint`` is the loop of spec §8.10.
+    """
+
+    rans: ModuleType
+    layers: ModuleType
+    decode_joint: Callable
+
+
+_TABLE: dict = {"reference": Implementation(rans, layers, latents.decode_joint)}
+
+
+def register(name: str, build: Callable[[], Implementation]) -> None:
+    """Add an implementation, built by ``build()`` on its first use (its kernels compile then)."""
+    _TABLE[name] = build
+
+
+def implementations() -> tuple:
+    """The names of the registered implementations."""
+    return tuple(_TABLE)
+
+
+def kernels(impl: str) -> Implementation:
+    """The registered implementation ``impl``, built on first use."""
+    entry = _TABLE.get(impl)
+    if entry is None:
+        raise ValueError(f"impl must be one of {implementations()}, not {impl!r}")
+    if not isinstance(entry, Implementation):
+        entry = _TABLE[impl] = entry()
+    return entry
 
 
 def check_architecture(header: StreamHeader, model: Model) -> None:
@@ -46,7 +78,8 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
 
 def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dict:
     """The decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"} (spec §8.3, §8.7-§8.10)."""
-    entropy, layer_impl, joint = kernels(impl)
+    kit = kernels(impl)
+    entropy, layer_impl = kit.rans, kit.layers
     lat_h, lat_w = header.latent_shape
     if model.architecture == "factorized":
         return {"y_hat": latents.decode_factorized(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y",
@@ -54,7 +87,7 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
     z_hat = latents.decode_factorized(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
     params = latents.hyper_params(z_hat, model, lat_h, lat_w, layer_impl)
     if model.architecture == "joint":
-        y_hat = joint.decode_joint(header.y_data, model, params)
+        y_hat = kit.decode_joint(header.y_data, model, params)
     else:
         y_hat = latents.decode_gaussian(header.y_data, model, params, entropy)
     return {"z_hat": z_hat, "params": params, "y_hat": y_hat}
@@ -69,7 +102,7 @@ def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
     """
     header, model = open_stream(data, model_files, impl)
     decoded = decode_y(header, model, impl)
-    layer_impl = kernels(impl)[1]
+    layer_impl = kernels(impl).layers
     out = {}
     if model.architecture != "factorized":
         params = decoded["params"]
@@ -97,7 +130,7 @@ def crop(out: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
     """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
-    return crop(kernels(impl)[1].run_layers(y_hat, model.synthesis)[-1], width, height)
+    return crop(kernels(impl).layers.run_layers(y_hat, model.synthesis)[-1], width, height)
 
 
 def open_stream(data: bytes, model_files=(), impl: str = "fast") -> tuple:

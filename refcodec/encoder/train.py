@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .floatnet import LEAKY_SLOPE, MEAN_SHIFT, hyper_analysis_inputs  # §5.6 leaky slope 2^-6; §8.8 means in 2^-4
-from .model import MEAN_ARCHITECTURES
+from refcodec.encoder.floatnet import LEAKY_SLOPE, MEAN_SHIFT, hyper_analysis_inputs  # §5.6 leaky slope 2^-6; §8.8 means in 2^-4
+from refcodec.decoder.model import MEAN_ARCHITECTURES
 
 # ---------------------------------------------------------------------------
 # Float model

@@ -95,15 +95,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import __version__, decoder
-from .bitstream import HYPER_STRIDE, STRIDE
-from .encoder import encode_latents
-from .image import png_bytes, psnr
-from .layers import ACT_MAX, ACT_MIN
-from .model import ARCHITECTURES, MAX_MEAN_SHIFT, model_from_bytes
-from .testing import random_model
+from refcodec import __version__
+from refcodec.decoder import decoding as decoder
+from refcodec.decoder.bitstream import HYPER_STRIDE, STRIDE
+from refcodec.encoder.encode import encode_latents
+from refcodec.image import png_bytes, psnr
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.model import ARCHITECTURES, MAX_MEAN_SHIFT, model_from_bytes
+from refcodec.conformance.models import random_model
 
-DEFAULT_VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+DEFAULT_VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 PLACEHOLDER = re.compile(r"\{(stream|model|output|dump|python)\}")
 REQUIRED_PLACEHOLDERS = ("stream", "output")
 ERROR_CLASS = re.compile(r"\b(StreamError|ModelError)\b")  # the error classes of spec §2.6

@@ -10,8 +10,8 @@ refcodec.layers).
 
 import numpy as np
 
-from .layers import LEAKY_SHIFT, conv_transpose
-from .model import layer_plan
+from refcodec.decoder.layers import LEAKY_SHIFT, conv_transpose
+from refcodec.decoder.model import layer_plan
 
 LEAKY_SLOPE = 2.0**-LEAKY_SHIFT  # the float leaky ReLU that spec §5.6 computes in integers
 MEAN_SHIFT = 4  # the mean-scale and joint models predict means in units of 2^-4 (spec §8.8 mean_shift)

@@ -13,7 +13,7 @@ carry ``weight``, ``bias``, ``shift`` and ``activation`` (§5.6), IGDN carries
 
 import numpy as np
 
-from .conventions import clip3, isqrt, round2
+from refcodec.decoder.conventions import clip3, isqrt, round2
 
 ACT_MIN, ACT_MAX = -(1 << 15), (1 << 15) - 1  # spec §5.1
 PIX_MIN, PIX_MAX = 0, 255  # spec §5.5

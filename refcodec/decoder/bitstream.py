@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import StreamError
+from refcodec.decoder.errors import StreamError
 
 MAGIC = b"RCDC"  # spec §7.1
 VERSION = 1
@@ -81,13 +81,3 @@ def parse_stream(data: bytes) -> StreamHeader:
         z_data, pos = _sub_stream(data, pos, "z", False, z_h * z_w)
     y_data, _ = _sub_stream(data, pos, "y", True, lat_h * lat_w)
     return StreamHeader(version, architecture, model_id, width, height, z_data, y_data)
-
-
-def write_stream(model_id: bytes, architecture: int, width: int, height: int, y_data: bytes,
-                 z_data: bytes | None = None) -> bytes:
-    """The encoder's side of spec §7.1: z_data is given exactly when architecture != 0."""
-    if (z_data is None) != (architecture == 0):
-        raise ValueError("a z sub-stream is written exactly for architectures other than 0")
-    z_part = b"" if z_data is None else len(z_data).to_bytes(4, "little") + z_data
-    return (MAGIC + bytes([VERSION, architecture]) + model_id + width.to_bytes(2, "little")
-            + height.to_bytes(2, "little") + z_part + len(y_data).to_bytes(4, "little") + y_data)

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import floatnet, latents
-from .bitstream import STRIDE, write_stream
-from .decoder import kernels, reconstruct
-from .errors import ModelError
-from .image import to_rgb_array
-from .layers import ACT_MAX, ACT_MIN
-from .model import Model, model_by_name, model_from_file
+from refcodec.decoder import latents
+from refcodec.decoder.bitstream import MAGIC, STRIDE, VERSION
+from refcodec.decoder.decoding import kernels, reconstruct
+from refcodec.decoder.errors import ModelError
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.model import Model, model_by_name, model_from_file
+from refcodec.encoder import floatnet, latents as encoder_latents, rans
+from refcodec.image import to_rgb_array
+
+
+def write_stream(model_id: bytes, architecture: int, width: int, height: int, y_data: bytes,
+                 z_data: bytes | None = None) -> bytes:
+    """The encoder's side of spec §7.1: z_data is given exactly when architecture != 0."""
+    if (z_data is None) != (architecture == 0):
+        raise ValueError("a z sub-stream is written exactly for architectures other than 0")
+    z_part = b"" if z_data is None else len(z_data).to_bytes(4, "little") + z_data
+    return (MAGIC + bytes([VERSION, architecture]) + model_id + width.to_bytes(2, "little")
+            + height.to_bytes(2, "little") + z_part + len(y_data).to_bytes(4, "little") + y_data)
 
 
 def resolve_model(model) -> Model:
@@ -87,18 +98,28 @@ def analyse_all(pixels: np.ndarray, model: Model) -> tuple:
     return quantize(y), None if z is None else quantize(z)
 
 
+def encoder_kernels(impl: str) -> tuple:
+    """(encode_values, code_joint) of an implementation: the rANS encoder (Annex A.2) and the
+    encoder's run of the loop of spec §8.10 (Annex A.1.4)."""
+    kernels(impl)  # a known implementation
+    if impl == "reference":
+        return rans.encode_values, encoder_latents.code_joint
+    from refcodec.fast import joint as fast_joint, rans as fast_rans
+
+    return fast_rans.encode_values, fast_joint.code_joint
+
+
 def y_symbols(y: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
     """(y_hat, values, table rows): the latents the decoder rebuilds from the coded values, and the
     values and rows of the y sub-stream in coding order (spec §8.3, §8.8-§8.10, Annex A.1.4)."""
-    _, layer_impl, joint = kernels(impl)
     if model.architecture == "factorized":
         return y, y.reshape(-1), latents.channel_rows(*y.shape)
-    params = latents.hyper_params(z_hat, model, *y.shape[1:], layer_impl)
+    params = latents.hyper_params(z_hat, model, *y.shape[1:], kernels(impl).layers)
     if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
-        y_hat, values, rows = joint.code_joint(y, model, params)
+        y_hat, values, rows = encoder_kernels(impl)[1](y, model, params)
         return y_hat, values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
     rows, means = latents.gaussian_params(params, model)
-    values = latents.choose_value(y, means, model.mean_shift)
+    values = encoder_latents.choose_value(y, means, model.mean_shift)
     return latents.latent_values(values, means, model.mean_shift), values.reshape(-1), rows.reshape(-1)
 
 
@@ -106,12 +127,12 @@ def code_latents(y: np.ndarray, model: Model, width: int, height: int, impl: str
                  z_hat: np.ndarray | None = None) -> tuple:
     """(stream, y_hat): integer latents y (and hyper-latents) coded into a complete stream (spec §7,
     Annex A.1.4), and the latents y_hat a decoder rebuilds from it (y itself when F = 0)."""
-    coder = kernels(impl)[0]
+    encode_values = encoder_kernels(impl)[0]
     z_data = None
     if model.architecture != "factorized":
-        z_data = coder.encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
+        z_data = encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
     y_hat, values, rows = y_symbols(y, model, z_hat, impl)
-    y_data = coder.encode_values(values, rows, model.y_table)
+    y_data = encode_values(values, rows, model.y_table)
     return write_stream(model.model_id, model.code, width, height, y_data, z_data), y_hat
 
 

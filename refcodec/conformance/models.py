@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import floatnet
-from .cdf import build_table
-from .model import ACC_BOUND, ACT_ABS_MAX, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan, save_safetensors
+from refcodec.encoder import floatnet
+from refcodec.encoder.cdf import build_table
+from refcodec.decoder.model import ACC_BOUND, ACT_ABS_MAX, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan
+from refcodec.encoder.export import save_safetensors
 
 
 def _table_tensors(rng: np.random.Generator, name: str, rows: int) -> dict:

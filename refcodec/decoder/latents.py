@@ -8,21 +8,19 @@
                  of the y_hat decoded so far + h_s(z_hat) -> entropy
                  parameters -> scales, means -> the M values there
 
-The position-by-position loop of spec §8.10 (``joint_latents``) serves the
-decoder, which takes each value v from the y sub-stream, and the encoder
-(Annex A.1.4), which chooses v from its latent. Given y_hat, the same scales
-and means follow from the whole array at once (``joint_params``), because the
-context only sees earlier positions (spec §5.8).
+Given y_hat, the scales and means of the joint model follow from the whole
+array at once (``joint_params``), because the context only sees earlier
+positions (spec §5.8).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .bitstream import MAX_WORDS_PER_VALUE
-from .errors import StreamError
-from .layers import ACT_MAX, ACT_MIN, context_at, pointwise
-from .rans import RansDecoder
+from refcodec.decoder.bitstream import MAX_WORDS_PER_VALUE
+from refcodec.decoder.errors import StreamError
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, context_at, pointwise
+from refcodec.decoder.rans import RansDecoder
 
 
 def check_length(data: bytes, count: int, name: str) -> None:
@@ -72,13 +70,6 @@ def latent_values(v: np.ndarray, means: np.ndarray, mean_shift: int) -> np.ndarr
     return v * (1 << mean_shift) + means
 
 
-def choose_value(y, mean, mean_shift: int):
-    """The encoder's inverse of ``latent_values`` (Annex A.1.4): the v whose latent v * 2^F + mean is
-    nearest to y within ACT_MIN..ACT_MAX; for F = 0 and y in range, v = y - mean. Ints or arrays."""
-    v = (y - mean + ((1 << mean_shift) >> 1)) >> mean_shift
-    return np.minimum(np.maximum(v, -((mean - ACT_MIN) >> mean_shift)), (ACT_MAX - mean) >> mean_shift)
-
-
 def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
     """y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
     rows, means = gaussian_params(params, model)
@@ -99,47 +90,32 @@ def joint_params(y_hat: np.ndarray, params: np.ndarray, model, layers) -> np.nda
     return layers.run_layers(x, model.entropy_parameters)[-1].astype(np.int64)
 
 
-def joint_latents(model, params: np.ndarray, value) -> np.ndarray:
-    """The loop of spec §8.10: y_hat position by position in raster order, channel by channel.
-
-    ``value(c, ly, lx, row, mean)`` gives the value v of latent (c, ly, lx), whose
-    table row and mean are ``row`` and ``mean`` (spec §8.8); y_hat = v * 2^F + mean.
-    """
-    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
-    y_hat = np.zeros((m, lat_h, lat_w), np.int64)
-    for ly in range(lat_h):
-        for lx in range(lat_w):
-            e = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
-            for layer in model.entropy_parameters:
-                e = pointwise(e, layer)
-            rows = scale_index(e[:m], model.scale_bound)
-            for c in range(m):
-                mean = int(e[m + c])
-                latent = latent_values(value(c, ly, lx, int(rows[c]), mean), mean, model.mean_shift)
-                if not ACT_MIN <= latent <= ACT_MAX:
-                    raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")
-                y_hat[c, ly, lx] = latent
-    return y_hat
-
-
-def code_joint(y: np.ndarray, model, params: np.ndarray) -> tuple:
-    """The encoder's run of the loop of spec §8.10 (Annex A.1.4): (y_hat, values, table rows), each
-    (M, LatH, LatW), the values chosen for the latents y with ``choose_value``."""
-    values, rows = np.zeros_like(y), np.zeros_like(y)
-
-    def value(c, ly, lx, r, mean):
-        values[c, ly, lx], rows[c, ly, lx] = choose_value(int(y[c, ly, lx]), mean, model.mean_shift), r
-        return int(values[c, ly, lx])
-
-    return joint_latents(model, params, value), values, rows
+def entropy_parameters_at(y_hat: np.ndarray, params: np.ndarray, ly: int, lx: int, model) -> np.ndarray:
+    """Spec §8.10 steps 1-3 at one position: the 2M entropy parameters e from the context of the
+    latents decoded before (ly, lx) and the hyper parameters there."""
+    e = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
+    for layer in model.entropy_parameters:
+        e = pointwise(e, layer)
+    return e
 
 
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
     """y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
-    check_length(data, model.m * params.shape[1] * params.shape[2], "y")
+    m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
+    check_length(data, m * lat_h * lat_w, "y")
     table = model.y_table
     cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
     dec = RansDecoder(data, "y")
-    y_hat = joint_latents(model, params, lambda c, ly, lx, r, mean: dec.decode_value(cdf[r], cdf_length[r], offset[r]))
+    y_hat = np.zeros((m, lat_h, lat_w), np.int64)
+    for ly in range(lat_h):
+        for lx in range(lat_w):
+            e = entropy_parameters_at(y_hat, params, ly, lx, model)
+            rows = scale_index(e[:m], model.scale_bound)
+            for c in range(m):
+                r, mean = int(rows[c]), int(e[m + c])
+                v = dec.decode_value(cdf[r], cdf_length[r], offset[r])
+                latent = latent_values(v, mean, model.mean_shift)
+                check_range(np.array([latent]), "y", "8.8")
+                y_hat[c, ly, lx] = latent
     dec.finish()
     return y_hat

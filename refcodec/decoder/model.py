@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bitstream import MAX_CHANNELS  # spec §6.2
-from .cdf import MAX_CDF_LENGTH, CdfTable, check_table
-from .errors import ModelError
-from .layers import CONTEXT_TAPS
+from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
+from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, check_table
+from refcodec.decoder.errors import ModelError
+from refcodec.decoder.layers import CONTEXT_TAPS
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
 MAX_MODEL_BYTES = 1 << 28  # spec §6.1
@@ -279,29 +279,9 @@ def load_model(data: bytes) -> Model:
 
 
 # ---------------------------------------------------------------------------
-# Writing (used by the exporter and the test-model generators)
-
-
-def save_safetensors(tensors: dict, metadata: dict) -> bytes:
-    """Serialise tensors (name -> ndarray) and string metadata in safetensors layout (spec §6.1)."""
-    names = {np.dtype(v).name: k for k, v in DTYPES.items()}
-    header, chunks, offset = {"__metadata__": dict(metadata)}, [], 0
-    for name in sorted(tensors):
-        arr = np.ascontiguousarray(tensors[name])
-        raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": names[arr.dtype.name], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # align the data buffer to 8 bytes
-    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
-
-
-# ---------------------------------------------------------------------------
 # Shipped models and lookup by identity (spec §6.5)
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "factorized"
 KODAK_FIGURES = "kodak.json"  # model_id (hex) -> {"name", "bpp", "psnr"}, written by benchmarks/rd_kodak.py
 

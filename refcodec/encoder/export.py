@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import floatnet
-from .cdf import build_table
-from .encoder import pad_to_stride
-from .image import to_rgb_array, write_atomic
-from .model import (ACC_BOUND, ACT_ABS_MAX, MAX_SHIFT, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan, parse_safetensors,
-                    save_safetensors)
+from refcodec.encoder import floatnet
+from refcodec.encoder.cdf import build_table
+from refcodec.encoder.encode import pad_to_stride
+from refcodec.image import to_rgb_array, write_atomic
+from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, DTYPES, MAX_SHIFT, MEAN_ARCHITECTURES, NORM_BOUND,
+                                    layer_plan, parse_safetensors)
+
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
 MAX_TABLE_SYMBOLS = 2000  # cap on a CDF row's symbol range (spec §4 allows up to 4094)
@@ -37,6 +38,22 @@ PEDESTAL = 2.0**-36  # GDN reparametrisation (refcodec.train.NonNegative)
 
 # ---------------------------------------------------------------------------
 # Float parameters from a training checkpoint
+
+
+def save_safetensors(tensors: dict, metadata: dict) -> bytes:
+    """Serialise tensors (name -> ndarray) and string metadata in safetensors layout (spec §6.1)."""
+    names = {np.dtype(v).name: k for k, v in DTYPES.items()}
+    header, chunks, offset = {"__metadata__": dict(metadata)}, [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": names[arr.dtype.name], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # align the data buffer to 8 bytes
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
 
 
 def _nonneg(p: np.ndarray, minimum: float) -> np.ndarray:
