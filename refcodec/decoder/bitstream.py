@@ -18,6 +18,16 @@ MAX_CHANNELS = 512  # spec §6.2: no model has more channels
 MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
 
 
+def latent_size(height: int, width: int) -> tuple:
+    """LatentSize (spec §8.2): (LatH, LatW), the latent rows and columns of a height x width picture."""
+    return (height + STRIDE - 1) // STRIDE, (width + STRIDE - 1) // STRIDE
+
+
+def hyper_size(lat_h: int, lat_w: int) -> tuple:
+    """HyperSize (spec §8.2): (ZH, ZW), the hyper-latent rows and columns."""
+    return (lat_h + HYPER_STRIDE - 1) // HYPER_STRIDE, (lat_w + HYPER_STRIDE - 1) // HYPER_STRIDE
+
+
 @dataclass(frozen=True)
 class StreamHeader:
     """The fields of spec §7.1, plus the sub-streams; ``z_data`` is None for architecture 0."""
@@ -33,13 +43,12 @@ class StreamHeader:
     @property
     def latent_shape(self) -> tuple:
         """(LatH, LatW) of spec §8.2."""
-        return (self.height + STRIDE - 1) // STRIDE, (self.width + STRIDE - 1) // STRIDE
+        return latent_size(self.height, self.width)
 
     @property
     def hyper_shape(self) -> tuple:
         """(ZH, ZW) of spec §8.2: the hyper-latent size."""
-        lat_h, lat_w = self.latent_shape
-        return (lat_h + HYPER_STRIDE - 1) // HYPER_STRIDE, (lat_w + HYPER_STRIDE - 1) // HYPER_STRIDE
+        return hyper_size(*self.latent_shape)
 
 
 def _sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tuple:
