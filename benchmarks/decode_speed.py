@@ -214,14 +214,14 @@ def fallback_plan(architecture: str, n: int, m: int) -> dict:
     return plan
 
 
-def layer_shape(layer: dict) -> tuple:
+def layer_shape(layer) -> tuple:
     """(kind, Cin, Cout, K) of a refcodec layer from its tensors' shapes."""
-    if layer["kind"] == "igdn":
-        c = layer["gamma"].shape[0]
+    if layer.kind == "igdn":
+        c = layer.gamma.shape[0]
         return ("igdn", c, c, 0)
-    w = layer["weight"].shape
-    cin, cout = (w[0], w[1]) if layer["kind"] == "deconv" else (w[1], w[0])
-    return (layer["kind"], cin, cout, w[2])
+    w = layer.weight.shape
+    cin, cout = (w[0], w[1]) if layer.kind == "deconv" else (w[1], w[0])
+    return (layer.kind, cin, cout, w[2])
 
 
 def layer_groups(model) -> tuple:
@@ -378,8 +378,9 @@ def vnni_rate(repeat: int = 5) -> float:
     """Best MAC/s of refcodec's integer convolution (AVX512-VNNI) on a 3x3, 128 -> 128 layer at 128 x 128."""
     rng = np.random.default_rng(0)
     c, size = 128, 128
-    layer = {"kind": "conv", "activation": "none", "weight": rng.integers(-2**15, 2**15, (c, c, 3, 3)).astype(np.int16),
-             "bias": np.zeros(c, np.int64), "shift": np.full(c, 20, np.uint8)}
+    layer = refcodec.decoder.layers.Layer("conv", np.full(c, 20, np.uint8), "none",
+                                          rng.integers(-2**15, 2**15, (c, c, 3, 3)).astype(np.int16),
+                                          np.zeros(c, np.int64))
     x = rng.integers(-2**15, 2**15, (c, size, size)).astype(np.int16)
     refcodec.fast.layers.convolution(x, layer)
     best = math.inf
@@ -566,7 +567,7 @@ def parse_args(argv=None):
     ap.add_argument("--dgemm-only", action="store_true", help=argparse.SUPPRESS)  # the peak_rates subprocess
     ap.add_argument("--time-one", choices=["refcodec", "compressai"], help=argparse.SUPPRESS)  # time_one
     args = ap.parse_args(argv)
-    args.model = args.model or list(refcodec.model.shipped_model_paths())
+    args.model = args.model or list(refcodec.decoder.model.shipped_model_paths())
     args.threads = [int(n) for n in args.threads.split(",") if n]
     return args
 

@@ -107,7 +107,7 @@ def kodak_images(directory: Path, limit: int | None = None) -> list:
 
 
 def training_info(model) -> dict:
-    """The model's ``training`` metadata (a JSON string written by refcodec.export), or {}."""
+    """The model's ``training`` metadata (a JSON string written by refcodec.encoder.export), or {}."""
     raw = model.metadata.get("training")
     if not raw:
         return {}
@@ -330,7 +330,7 @@ def eval_refcodec(files: list, model, verify_all: bool = False, model_files=()) 
 
 def float_reconstruction(y_hat: np.ndarray, params: dict, height: int, width: int) -> np.ndarray:
     """The float synthesis of latents in real units, rounded to 8 bits and cropped: (H, W, 3) uint8."""
-    x = refcodec.floatnet.synthesis(np.asarray(y_hat, np.float64), params)
+    x = refcodec.encoder.floatnet.synthesis(np.asarray(y_hat, np.float64), params)
     out = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0))
 
@@ -453,7 +453,7 @@ EQUAL_PSNR_DB = 31.0  # the common PSNR of the equal-quality comparison
 def equal_psnr_table(results: dict) -> list:
     """Markdown lines: each model's bpp carried to EQUAL_PSNR_DB along its tangent, best first.
 
-    A model trained for loss = bpp + lambda * MSE (8-bit MSE; refcodec.train) sits, once
+    A model trained for loss = bpp + lambda * MSE (8-bit MSE; refcodec.encoder.train) sits, once
     converged, where its rate-distortion curve has slope -lambda; so to first order its bpp at
     another MSE is bpp + lambda * (MSE - MSE_ref), MSE being that of its mean PSNR here (the
     table's PSNR is the mean of per-image values). An estimate, exact only as the points
@@ -536,7 +536,7 @@ def parse_args(argv=None):
     unknown = set(args.codecs) - set(CODECS)
     if unknown:
         ap.error(f"unknown codec(s) {', '.join(sorted(unknown))}; choose from {', '.join(CODECS)}")
-    args.model = args.model or list(refcodec.model.shipped_model_paths())
+    args.model = args.model or list(refcodec.decoder.model.shipped_model_paths())
     if not args.model:
         ap.error("no shipped model found; pass --model FILE")
     return args
@@ -593,7 +593,7 @@ def main(argv=None) -> dict:
 def record_figures(models: dict) -> None:
     """Store each model's mean bpp/PSNR on all of Kodak in refcodec/models/kodak.json, keyed by its
     identity, for ``refcodec models`` (entries of other models are kept)."""
-    path = refcodec.model.MODELS_DIR / refcodec.model.KODAK_FIGURES
+    path = refcodec.decoder.model.MODELS_DIR / refcodec.decoder.model.KODAK_FIGURES
     figures = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     for m in models.values():
         s = m["summary"]["refcodec_int"]

@@ -1,4 +1,4 @@
-"""The bit-width bounds of spec chapter 5 are reached, not only respected (refcodec.testing.bound_model).
+"""The bit-width bounds of spec chapter 5 are reached, not only respected (refcodec.conformance.models.bound_model).
 
 With every latent and hyper-latent at -32768, the bound model's accumulators reach -(2^47 - 1)
 exactly in every convolution (+(2^47 - 1) in the first ReLU layer of the hyperprior's h_s), every
@@ -22,11 +22,11 @@ def _extremes(x, group_layers):
     """(largest |accumulator| or IGDN norm, per layer) of ``group_layers`` run on ``x``."""
     found = []
     for layer in group_layers:
-        if layer["kind"] == "igdn":
-            found.append(int(layers.igdn_norm(x, layer["gamma"], layer["beta"]).max()))
+        if layer.kind == "igdn":
+            found.append(int(layers.igdn_norm(x, layer.gamma, layer.beta).max()))
         else:
-            transform = layers.conv_transpose if layer["kind"] == "deconv" else layers.conv
-            found.append(int(np.abs(transform(x, layer["weight"], layer["bias"])).max()))
+            transform = layers.conv_transpose if layer.kind == "deconv" else layers.conv
+            found.append(int(np.abs(transform(x, layer.weight, layer.bias)).max()))
         x = layers.apply_layer(x, layer)
     return found, x
 
@@ -51,7 +51,7 @@ def test_bound_model_reaches_every_bound(arch, tmp_path):
         assert np.all(got["hyper_synthesis"] == limit)
         assert np.all(got["table_index"] == (model.y_table.rows - 1 if arch == "hyperprior" else 0))
     if arch == "joint":
-        ctx = layers.conv(y, model.context[0]["weight"], model.context[0]["bias"])
+        ctx = layers.conv(y, model.context[0].weight, model.context[0].bias)
         assert int(np.abs(ctx).max()) == ACC_BOUND and np.all(got["mean"] == -32768)
         v = np.concatenate([layers.apply_layer(y, model.context[0]), got["hyper_synthesis"]])
         assert _extremes(v, model.entropy_parameters)[0] == [ACC_BOUND] * 3

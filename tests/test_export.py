@@ -77,7 +77,7 @@ def test_cdf_tables_follow_the_density(exported):
 
 
 def test_float_params_from_a_training_checkpoint():
-    """Names and the GDN reparametrisation (value = max(p, bound)^2 - pedestal) of refcodec.train's files."""
+    """Names and the GDN reparametrisation (value = max(p, bound)^2 - pedestal) of refcodec.encoder.train's files."""
     rng = np.random.default_rng(0)
     t = {}
     for side, shapes in (("g_a", [(4, 3), (4, 4), (4, 4), (5, 4)]), ("g_s", [(5, 4), (4, 4), (4, 4), (4, 3)])):
@@ -159,7 +159,7 @@ def test_gaussian_tables():
 
 
 def test_float_params_of_the_hyperprior_architectures():
-    """refcodec.train names: h_a/h_s/entropy_parameters as nn.Sequential (layers at 0, 2, 4), the masked context."""
+    """refcodec.encoder.train names: h_a/h_s/entropy_parameters as nn.Sequential (layers at 0, 2, 4), the masked context."""
     rng = np.random.default_rng(1)
     t = {}
     for side in ("g_a", "g_s"):

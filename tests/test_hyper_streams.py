@@ -1,6 +1,6 @@
 """The hyperprior architectures (spec §7-§8.10): round trips of chosen latents, hostile streams.
 
-Small random integer models of each architecture (refcodec.testing.random_model);
+Small random integer models of each architecture (refcodec.conformance.models.random_model);
 every defect of the new syntax is a StreamError naming its clause, identically
 for the reference and the fast decoder.
 """

@@ -1,6 +1,7 @@
 """Spec §5: integer layers. Exact small cases, spec pseudocode vs reference vs fast."""
 
 import contextlib
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from refcodec.decoder import layers
 from refcodec.fast import layers as fast, vnni
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, Layer
 
 # The fast path's two ways to sum products: float64 BLAS, and AVX512-VNNI where the CPU has it.
 SIMD_MODES = [False, True] if vnni.AVAILABLE else [False]
@@ -93,7 +94,7 @@ def test_context_sees_only_earlier_positions():
     w = rng.integers(-9, 10, size=(2, 3, 5, 5)).astype(np.int16)
     w[:, :, 2, 2:] = 0
     w[:, :, 3:] = 0
-    layer = {"kind": "conv", "activation": "none", "weight": w, "bias": np.array([5, -5]), "shift": np.array([0, 1])}
+    layer = Layer("conv", np.array([0, 1]), "none", w, np.array([5, -5]))
     y = rng.integers(-50, 50, size=(3, 4, 6))
     full = layers.apply_layer(y, layer)
     for ly in range(4):
@@ -108,14 +109,13 @@ def _random_layer(rng, kind, cin, cout, extreme, k=5, activation="none"):
     if kind in ("deconv", "conv"):
         shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
         w = rng.integers(-32768, 32768, size=shape).astype(np.int16)
-        return {"kind": kind, "activation": activation, "weight": w,
-                "bias": rng.integers(-(1 << 40), 1 << 40, size=cout),
-                "shift": rng.integers(0, 48, size=cout).astype(np.uint8)}
+        return Layer(kind, rng.integers(0, 48, size=cout).astype(np.uint8), activation, w,
+                     rng.integers(-(1 << 40), 1 << 40, size=cout))
     gmax = ((1 << 53) - 1 >> 30) // cin
     gamma = rng.integers(0, gmax + 1 if extreme else 1000, size=(cout, cin))
     room = (1 << 53) - 1 - (1 << 30) * gamma.sum(axis=1)
-    return {"kind": kind, "gamma": gamma.astype(np.int32), "beta": rng.integers(1, room + 1),
-            "shift": rng.integers(0, 48, size=cout).astype(np.uint8)}
+    return Layer(kind, rng.integers(0, 48, size=cout).astype(np.uint8), gamma=gamma.astype(np.int32),
+                 beta=rng.integers(1, room + 1))
 
 
 @settings(max_examples=40, deadline=None)
@@ -130,44 +130,51 @@ def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme, activa
     x = (rng.choice([ACT_MIN, ACT_MAX], size=(cin, h, w)) if extreme
          else rng.integers(ACT_MIN, ACT_MAX + 1, size=(cin, h, w))).astype(np.int64)
     d = _random_layer(rng, "deconv", cin, cout, extreme, activation=activation)
-    acc = ns["ConvTranspose"](x.tolist(), d["weight"].tolist(), d["bias"].tolist())
-    assert layers.conv_transpose(x, d["weight"], d["bias"]).tolist() == acc
+    acc = ns["ConvTranspose"](x.tolist(), d.weight.tolist(), d.bias.tolist())
+    assert layers.conv_transpose(x, d.weight, d.bias).tolist() == acc
     if activation == "none":
-        assert ns["Requantize"](acc, d["shift"].tolist(), ACT_MIN, ACT_MAX) == ns["RequantizeMap"](
-            acc, d["shift"].tolist(), "none")
+        assert ns["Requantize"](acc, d.shift.tolist(), ACT_MIN, ACT_MAX) == ns["RequantizeMap"](
+            acc, d.shift.tolist(), "none")
     c = _random_layer(rng, "conv", cin, cout, extreme, k, activation)
-    assert layers.conv(x, c["weight"], c["bias"]).tolist() == ns["Conv"](x.tolist(), c["weight"].tolist(),
-                                                                         c["bias"].tolist())
+    assert layers.conv(x, c.weight, c.bias).tolist() == ns["Conv"](x.tolist(), c.weight.tolist(),
+                                                                         c.bias.tolist())
     g = _random_layer(rng, "igdn", cin, cin, extreme)
     for layer in (d, c, g):
-        spec_layer = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in layer.items()}
+        spec_layer = _spec_form(layer)
         want = ns["ApplyLayer"](x.tolist(), spec_layer)
         assert layers.apply_layer(x, layer).tolist() == want
         for simd in SIMD_MODES:
             with integer_simd(simd):
                 assert fast.run_layers(x, [layer])[-1].tolist() == want
     p = layers.pointwise(x[:, 0, 0], _as_1x1(c))
-    spec_1x1 = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in _as_1x1(c).items()}
+    spec_1x1 = _spec_form(_as_1x1(c))
     assert p.tolist() == ns["PointwiseAt"](x[:, 0, 0].tolist(), spec_1x1)
 
 
 def _as_1x1(layer):
-    return dict(layer, weight=np.ascontiguousarray(layer["weight"][:, :, :1, :1]))
+    return dataclasses.replace(layer, weight=np.ascontiguousarray(layer.weight[:, :, :1, :1]), packed={})
+
+
+def _spec_form(layer):
+    """A layer as the spec's pseudocode takes it: a dict of its fields, arrays as lists."""
+    return {"kind": layer.kind, "activation": layer.activation, **{k: v.tolist() for k, v in layer.tensors().items()}}
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5))
 def test_context_spec_and_reference_agree(seed, m, h, w):
-    """spec §5.8 ContextAt and refcodec.layers.context_at, on every position of a random array."""
+    """spec §5.8 ContextAt and refcodec.decoder.layers.context_at, on every position of a random array."""
     from conftest import spec_namespace
 
     ns = spec_namespace()
     rng = np.random.default_rng(seed)
     layer = _random_layer(rng, "conv", m, 2 * m, False, 5, "none")
+    weight = layer.weight.copy()
     for ky, kx in [(ky, kx) for ky in range(5) for kx in range(5) if (ky, kx) not in layers.CONTEXT_TAPS]:
-        layer["weight"][:, :, ky, kx] = 0
+        weight[:, :, ky, kx] = 0
+    layer = dataclasses.replace(layer, weight=weight)
     y = rng.integers(ACT_MIN, ACT_MAX + 1, size=(m, h, w))
-    spec_layer = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in layer.items()}
+    spec_layer = _spec_form(layer)
     for ly in range(h):
         for lx in range(w):
             assert layers.context_at(y, ly, lx, layer).tolist() == ns["ContextAt"](y.tolist(), ly, lx, spec_layer)
@@ -179,12 +186,12 @@ def test_fast_igdn_at_norm_bound():
     gamma = np.full((c, c), ((1 << 53) - 1 >> 30) // c, dtype=np.int32)
     beta = (1 << 53) - 1 - (1 << 30) * gamma.astype(np.int64).sum(axis=1)
     x = np.full((c, 1, 1), ACT_MIN, dtype=np.int64)
-    layer = {"kind": "igdn", "gamma": gamma, "beta": beta, "shift": np.array([20, 27], np.uint8)}
+    layer = Layer("igdn", np.array([20, 27], np.uint8), gamma=gamma, beta=beta)
     t = layers.igdn_norm(x, gamma, beta)
     assert t.max() == (1 << 53) - 1
     for simd in SIMD_MODES:
         with integer_simd(simd):
-            assert fast.igdn(x, layer).tolist() == layers.igdn(x, gamma, beta, layer["shift"]).tolist()
+            assert fast.igdn(x, layer).tolist() == layers.igdn(x, gamma, beta, layer.shift).tolist()
 
 
 @pytest.mark.skipif(not vnni.AVAILABLE, reason=vnni.STATUS)
@@ -201,8 +208,7 @@ def test_vnni_lanes_at_their_bound(kind):
     shape = (cin, cout, 5, 5) if kind == "deconv" else (cout, cin, 3, 3)
     weight = rng.choice(np.array([-1, 255, -32513, -32768], np.int16), size=shape)
     weight[(slice(None), 0) if kind == "deconv" else 0] = -32768
-    layer = {"kind": kind, "activation": "none", "weight": weight, "bias": rng.integers(-(1 << 40), 1 << 40, cout),
-             "shift": np.full(cout, 20, np.uint8)}
+    layer = Layer(kind, np.full(cout, 20, np.uint8), "none", weight, rng.integers(-(1 << 40), 1 << 40, cout))
     with integer_simd(True):
         assert fast.convolution(x, layer).tolist() == layers.apply_layer(x, layer).tolist()
 
@@ -214,10 +220,10 @@ def test_vnni_igdn_many_channels():
     c = 131
     x = rng.choice(np.array([ACT_MIN, ACT_MAX, -1, 0, 181], np.int64), size=(c, 2, 61))
     layer = _random_layer(rng, "igdn", c, c, True)
-    assert layer["gamma"].max() >= 1 << 15
+    assert layer.gamma.max() >= 1 << 15
     with integer_simd(True):
         got = fast.igdn(x, layer)
-    assert got.tolist() == layers.igdn(x, layer["gamma"], layer["beta"], layer["shift"]).tolist()
+    assert got.tolist() == layers.igdn(x, layer.gamma, layer.beta, layer.shift).tolist()
 
 
 def test_vnni_kernel_builds_wherever_the_cpu_has_it():

@@ -221,3 +221,29 @@ def test_byte_edits_never_crash(pos, value):
 
 def test_stress_model_is_valid():
     load_model(random_model(np.random.default_rng(4), 3, 2, stress=True))
+
+
+def test_loaded_models_are_bounded_and_released(tmp_path):
+    """Decoding with many model files keeps at most a few models loaded (an LRU), and an evicted model,
+    with the kernel layouts the fast path packed into its layers, is freed: no cache outlives it."""
+    import gc
+    import weakref
+
+    from refcodec import decode
+    from refcodec.decoder import model as models
+    from refcodec.encoder.encode import encode_latents
+
+    first = None
+    for i in range(3 * models._loaded.size):
+        data = random_model(np.random.default_rng(100 + i), 2, 2, architecture="joint", levels=2)
+        path = tmp_path / f"m{i}.safetensors"
+        path.write_bytes(data)
+        model = models.model_from_bytes(data)
+        stream = encode_latents(np.zeros((2, 1, 2), np.int64), model, 20, 10, z_hat=np.zeros((2, 1, 1), np.int64))
+        decode(stream, [path], impl="fast")
+        assert model.context[0].packed  # the fast path's joint layout, kept in the layer
+        first = first or weakref.ref(model)
+        del model
+    gc.collect()
+    assert len(models._loaded.items) == models._loaded.size
+    assert first() is None

@@ -1,6 +1,6 @@
 """rANS coder (spec §3, Annex A.2): reference, fast path, spec pseudocode and annex agree.
 
-Every stream is checked three ways (refcodec.rans, refcodec.fast.rans, the spec's own
+Every stream is checked three ways (refcodec.decoder.rans, refcodec.fast.rans, the spec's own
 RansInit/RansDecodeValue/RansExit): same values, or the same error class and clause.
 """
 

@@ -3,13 +3,17 @@
 Feature maps are int64 arrays of shape (C, H, W) whose values lie in the
 activation range ACT_MIN..ACT_MAX (spec §5.1). Every function here computes
 exactly the formula of its clause; int64 never overflows because the model
-file bounds of spec §6.4 hold (checked at load time by refcodec.model).
+file bounds of spec §6.4 hold (checked at load time by refcodec.decoder.model).
 
-A layer is a dict (refcodec.model builds them from the model file, spec §6.3):
-``kind`` "deconv" (§5.2), "conv" (§5.7) or "igdn" (§5.4); the convolutions
-carry ``weight``, ``bias``, ``shift`` and ``activation`` (§5.6), IGDN carries
-``gamma``, ``beta`` and ``shift``.
+A layer is a frozen ``Layer`` (refcodec.decoder.model builds them from the
+model file, spec §6.3): ``kind`` "deconv" (§5.2), "conv" (§5.7) or "igdn"
+(§5.4); the convolutions carry ``weight``, ``bias``, ``shift`` and
+``activation`` (§5.6), IGDN carries ``gamma``, ``beta`` and ``shift``.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +25,34 @@ KERNEL, STRIDE, PAD = 5, 2, 2  # spec §5.2
 LEAKY_SHIFT = 6  # spec §5.6: the leaky ReLU's negative slope is 2^-6
 ACTIVATIONS = ("none", "relu", "leaky", "pixels")  # spec §5.6
 CONTEXT_TAPS = [(ky, kx) for ky in range(KERNEL) for kx in range(KERNEL) if ky < 2 or (ky == 2 and kx < 2)]  # §5.8
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of spec §6.3 and its tensors (read-only arrays).
+
+    ``packed`` holds forms of the tensors that another implementation computes
+    from them once (refcodec.fast: kernel layouts), so they live exactly as long
+    as the layer.
+    """
+
+    kind: str
+    shift: np.ndarray
+    activation: str = "none"
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    gamma: np.ndarray | None = None
+    beta: np.ndarray | None = None
+    packed: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        for array in self.tensors().values():
+            array.flags.writeable = False
+
+    def tensors(self) -> dict:
+        """part -> array of the tensors this layer has (spec §6.3: weight, bias, shift or gamma, beta, shift)."""
+        parts = ("weight", "bias", "shift", "gamma", "beta")
+        return {p: getattr(self, p) for p in parts if getattr(self, p) is not None}
 
 
 def conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -94,12 +126,12 @@ def igdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, shift: np.ndarray) 
     return requantize(x * isqrt(igdn_norm(x, gamma, beta)), shift)
 
 
-def apply_layer(x: np.ndarray, layer: dict) -> np.ndarray:
+def apply_layer(x: np.ndarray, layer: Layer) -> np.ndarray:
     """One layer: a convolution (§5.2, §5.7) with its requantisation (§5.6), or an IGDN (§5.4)."""
-    if layer["kind"] == "igdn":
-        return igdn(x, layer["gamma"], layer["beta"], layer["shift"])
-    transform = conv_transpose if layer["kind"] == "deconv" else conv
-    return activate(transform(x, layer["weight"], layer["bias"]), layer["shift"], layer["activation"])
+    if layer.kind == "igdn":
+        return igdn(x, layer.gamma, layer.beta, layer.shift)
+    transform = conv_transpose if layer.kind == "deconv" else conv
+    return activate(transform(x, layer.weight, layer.bias), layer.shift, layer.activation)
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:
@@ -112,22 +144,22 @@ def run_layers(x: np.ndarray, layers: list) -> list:
     return outputs
 
 
-def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: dict) -> np.ndarray:
+def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: Layer) -> np.ndarray:
     """The masked 5x5 context convolution at latent position (ly, lx) (spec §5.8), requantised.
 
     Only the 12 taps CONTEXT_TAPS (the rows above, and the two samples to the left)
     contribute; samples outside the latent array are 0.
     """
     _, lat_h, lat_w = y_hat.shape
-    acc = layer["bias"].astype(np.int64).copy()
+    acc = layer.bias.astype(np.int64).copy()
     for ky, kx in CONTEXT_TAPS:
         sy, sx = ly + ky - PAD, lx + kx - PAD
         if 0 <= sy < lat_h and 0 <= sx < lat_w:
-            acc += layer["weight"][:, :, ky, kx].astype(np.int64) @ y_hat[:, sy, sx]
-    return activate(acc, layer["shift"], layer["activation"])
+            acc += layer.weight[:, :, ky, kx].astype(np.int64) @ y_hat[:, sy, sx]
+    return activate(acc, layer.shift, layer.activation)
 
 
-def pointwise(v: np.ndarray, layer: dict) -> np.ndarray:
+def pointwise(v: np.ndarray, layer: Layer) -> np.ndarray:
     """A 1x1 convolution (spec §5.7 with K = 1) at one position: a vector of Cin values -> Cout values."""
-    acc = layer["bias"].astype(np.int64) + layer["weight"][:, :, 0, 0].astype(np.int64) @ v
-    return activate(acc, layer["shift"], layer["activation"])
+    acc = layer.bias.astype(np.int64) + layer.weight[:, :, 0, 0].astype(np.int64) @ v
+    return activate(acc, layer.shift, layer.activation)

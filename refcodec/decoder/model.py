@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
 from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, check_table
 from refcodec.decoder.errors import ModelError
-from refcodec.decoder.layers import CONTEXT_TAPS
+from refcodec.decoder.layers import CONTEXT_TAPS, Layer
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
 MAX_MODEL_BYTES = 1 << 28  # spec §6.1
@@ -49,7 +51,7 @@ class Model:
     """A checked model: identity, shape parameters, layers, entropy tables (spec §6.3).
 
     ``synthesis`` (g_s), ``hyper_synthesis`` (h_s), ``context`` and
-    ``entropy_parameters`` are lists of layers (refcodec.layers); those an
+    ``entropy_parameters`` are lists of layers (refcodec.decoder.layers); those an
     architecture does not have are empty, as are ``z_table`` (None) and
     ``scale_bound`` of the factorized architecture. ``mean_shift`` F: a latent is
     v * 2^F + mean (spec §8.8); 0 unless a mean-scale or joint model sets it.
@@ -204,20 +206,19 @@ def _check_context_mask(weight):
         _fail("context.0.weight has a non-zero tap at or after the centre (mask type A)", "6.4")
 
 
-def _layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> dict:
+def _layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> Layer:
     """One layer of spec §6.3, its tensors checked against the bounds of spec §6.4."""
+    shift = _tensor(tensors, f"{name}.shift", "U8", (cout,))
     if kind == "igdn":
-        layer = {"kind": kind, "gamma": _tensor(tensors, f"{name}.gamma", "I32", (cout, cin)),
-                 "beta": _tensor(tensors, f"{name}.beta", "I64", (cout,)),
-                 "shift": _tensor(tensors, f"{name}.shift", "U8", (cout,))}
-        _check_igdn(name, layer["gamma"], layer["beta"], layer["shift"])
-        return layer
+        gamma = _tensor(tensors, f"{name}.gamma", "I32", (cout, cin))
+        beta = _tensor(tensors, f"{name}.beta", "I64", (cout,))
+        _check_igdn(name, gamma, beta, shift)
+        return Layer(kind, shift, gamma=gamma, beta=beta)
     shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
-    layer = {"kind": kind, "activation": activation, "weight": _tensor(tensors, f"{name}.weight", "I16", shape),
-             "bias": _tensor(tensors, f"{name}.bias", "I64", (cout,)),
-             "shift": _tensor(tensors, f"{name}.shift", "U8", (cout,))}
-    _check_conv(name, kind, layer["weight"], layer["bias"], layer["shift"])
-    return layer
+    weight = _tensor(tensors, f"{name}.weight", "I16", shape)
+    bias = _tensor(tensors, f"{name}.bias", "I64", (cout,))
+    _check_conv(name, kind, weight, bias, shift)
+    return Layer(kind, shift, activation, weight, bias)
 
 
 def _table(tensors: dict, name: str, rows: int | None) -> CdfTable:
@@ -249,9 +250,8 @@ def load_model(data: bytes) -> Model:
     groups = {group: [_layer(tensors, f"{group}.{k}", *spec) for k, spec in enumerate(plan)]
               for group, plan in layer_plan(arch, n, m).items()}
     if "context" in groups:
-        _check_context_mask(groups["context"][0]["weight"])
-    known = {f"{g}.{k}.{p}" for g, ls in groups.items() for k, l in enumerate(ls) for p in l
-             if p not in ("kind", "activation")}
+        _check_context_mask(groups["context"][0].weight)
+    known = {f"{g}.{k}.{p}" for g, ls in groups.items() for k, layer in enumerate(ls) for p in layer.tensors()}
     z_table, scale_bound = None, np.zeros(0, np.int32)
     if arch == "factorized":
         y_table = _table(tensors, "entropy.y", m)
@@ -303,14 +303,32 @@ def read_model_file(path) -> bytes:
         raise ModelError(f"cannot read model file {path}: {e.strerror}", "6.5") from None
 
 
-_loaded: dict = {}  # model_id -> Model: a model's identity is its content, so this never goes stale
+class Lru:
+    """A bounded cache: the ``size`` most recently used values, dropping the least recently used."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key, make: Callable):
+        """The value of ``key``, made by ``make()`` if it is not held."""
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = self.items[key] = make()
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+# model_id -> Model: a model's identity is its content, so an entry never goes stale; bounded, so that
+# a process decoding with many model files stays flat in memory.
+_loaded = Lru(8)
 
 
 def model_from_bytes(data: bytes) -> Model:
-    model_id = hashlib.sha256(data).digest()
-    if model_id not in _loaded:
-        _loaded[model_id] = load_model(data)
-    return _loaded[model_id]
+    """The checked model of a model file's bytes, loaded once while it is among the recently used."""
+    return _loaded.get(hashlib.sha256(data).digest(), lambda: load_model(data))
 
 
 def model_from_file(path) -> Model:
@@ -339,7 +357,7 @@ def kodak_figures(model: Model) -> dict | None:
     return entry if isinstance(entry, dict) and {"bpp", "psnr"} <= set(entry) else None
 
 
-_identities: dict = {}  # (path, size, mtime) -> SHA-256 of the file, so that unchanged files are hashed once
+_identities = Lru(1024)  # (path, size, mtime) -> SHA-256 of the file, so that unchanged files are hashed once
 
 
 def file_identity(path) -> bytes | None:
@@ -349,9 +367,7 @@ def file_identity(path) -> bytes | None:
     except OSError:
         return None
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _identities:
-        _identities[key] = hashlib.sha256(read_model_file(path)).digest()
-    return _identities[key]
+    return _identities.get(key, lambda: hashlib.sha256(read_model_file(path)).digest())
 
 
 def find_model(model_id: bytes, model_files=()) -> Model:

@@ -1,10 +1,10 @@
 """Export a float model to an integer model file (informative, Annex A.1.5).
 
-    python -m refcodec.export training/factorized.safetensors refcodec/models/factorized.safetensors \
+    python -m refcodec.encoder.export training/factorized.safetensors refcodec/models/factorized.safetensors \
         --calibration ../shared/data/train
 
 NumPy only (no torch): reads the half-precision training checkpoint written by
-refcodec.train, calibrates activation ranges on a few images, and writes the
+refcodec.encoder.train, calibrates activation ranges on a few images, and writes the
 integer synthesis, the quantised CDF tables (spec §4), the float analysis
 weights (for the encoder) and the float synthesis (the integer model's float
 twin, for evaluation) in the model-file layout of spec §6. Float is used
@@ -33,7 +33,7 @@ MAX_TABLE_SYMBOLS = 2000  # cap on a CDF row's symbol range (spec §4 allows up 
 SCALE_BITS = 8  # predicted scales are integers in units of 2^-8 (spec §8.8 compares them with scale_bound)
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 64.0, 64  # the y tables' standard deviations
 GAUSSIAN_WIDTH = 6.1  # a row covers +-ceil(6.1 sigma): tail mass about 1e-9, as CompressAI
-PEDESTAL = 2.0**-36  # GDN reparametrisation (refcodec.train.NonNegative)
+PEDESTAL = 2.0**-36  # GDN reparametrisation (refcodec.encoder.train.NonNegative)
 
 
 # ---------------------------------------------------------------------------
@@ -64,7 +64,7 @@ TRAIN_GROUPS = {"h_a": "hyper_analysis", "h_s": "hyper_synthesis", "entropy_para
 
 
 def float_params(checkpoint: bytes) -> tuple[dict, dict]:
-    """(float64 parameters named as in floatnet, checkpoint metadata) from refcodec.train's file.
+    """(float64 parameters named as in floatnet, checkpoint metadata) from refcodec.encoder.train's file.
 
     The metadata's ``record.arch`` names the architecture (absent: factorized).
     """
@@ -92,7 +92,7 @@ def float_params(checkpoint: bytes) -> tuple[dict, dict]:
 
 
 def architecture_of(meta: dict) -> str:
-    """The architecture a training checkpoint's metadata records (refcodec.train --arch)."""
+    """The architecture a training checkpoint's metadata records (refcodec.encoder.train --arch)."""
     return meta.get("record", {}).get("arch", "factorized")
 
 

@@ -5,7 +5,7 @@ exporter uses to calibrate the integer model and the benchmark uses as the
 float twin (all stored in the model file as ``encoder.*`` tensors), plus the
 float hyper-synthesis, context and entropy-parameter networks the exporter
 calibrates. Nothing here is on the decoding path (spec §8 uses only
-refcodec.layers).
+refcodec.decoder.layers).
 """
 
 import numpy as np
@@ -78,7 +78,7 @@ def hyper_analysis_kernels(architecture: str, n: int, m: int) -> list:
 
 
 def run(x: np.ndarray, p: dict, group: str, plan: list, trace: list | None = None) -> np.ndarray:
-    """The float layers of ``group`` (refcodec.model.layer_plan) in order; ``trace`` collects layer outputs."""
+    """The float layers of ``group`` (refcodec.decoder.model.layer_plan) in order; ``trace`` collects layer outputs."""
     for k, (kind, _, _, _, activation) in enumerate(plan):
         name = f"{group}.{k}"
         if kind == "igdn":

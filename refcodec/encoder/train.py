@@ -5,11 +5,11 @@ float weights are written, in half precision, to ONE file per model (overwritten
 in place, atomically), with the iteration count and the run record in its
 metadata. Restarting the same command on any machine resumes from that file.
 
-    python -m refcodec.train --arch factorized --data ../shared/data/train
+    python -m refcodec.encoder.train --arch factorized --data ../shared/data/train
 
 ``--arch`` is factorized (bmshj2018-factorized), hyperprior
 (bmshj2018-hyperprior), mean-scale (mbt2018-mean) or joint (mbt2018). The float
-model is what ``refcodec.export`` turns into the integer model file (spec §6);
+model is what ``refcodec.encoder.export`` turns into the integer model file (spec §6);
 the decoder never sees these weights.
 
 Recipe notes (measured on the 2-core AVX-512 CPU this project is built on):
@@ -273,7 +273,7 @@ def fixed_point(means: torch.Tensor) -> torch.Tensor:
 
 
 def hyper_input(y: torch.Tensor) -> torch.Tensor:
-    """What h_a of the architectures with means sees: (|y|, y) (refcodec.floatnet.hyper_analysis)."""
+    """What h_a of the architectures with means sees: (|y|, y) (refcodec.encoder.floatnet.hyper_analysis)."""
     return torch.cat([torch.abs(y), y], 1)
 
 

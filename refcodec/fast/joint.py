@@ -5,8 +5,8 @@ position depend on the latents decoded before it. The kernel runs, per
 position in raster order, the masked context convolution (spec §5.8), the
 three 1x1 entropy-parameter layers (spec §5.7), the table selection (spec
 §8.8) and the rANS decoding of the M values there (spec §3), exactly as
-refcodec.latents.decode_joint does. The encoder runs the same loop
-(``code_joint``, as refcodec.latents.code_joint), choosing each value from
+refcodec.decoder.latents.decode_joint does. The encoder runs the same loop
+(``code_joint``, as refcodec.encoder.latents.code_joint), choosing each value from
 its latent (Annex A.1.4) instead of decoding it. Sums of products are float64: every
 partial sum is an integer of magnitude below 2^47 (spec §6.4), so they are
 exact in any order -- which is why the kernels may let the compiler reorder
@@ -28,7 +28,6 @@ from refcodec.fast.rans import OK, decode_value, exit_check, initial_state, rais
 
 OUT_OF_RANGE = 100  # kernel code: a decoded latent outside ACT_MIN..ACT_MAX
 
-_weights: dict = {}  # model_id -> kernel-ready weights
 _choose_value = njit(cache=True, nogil=True)(choose_value)
 
 
@@ -97,18 +96,19 @@ def _loop(words, targets, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1,
 
 
 def kernel_weights(model) -> tuple:
-    """The context and entropy-parameter tensors in the kernel's layout (cached per model)."""
-    if model.model_id not in _weights:
-        ctx = model.context[0]
+    """The context and entropy-parameter tensors in the kernel's layout, computed once per model and kept
+    in its context layer (``Layer.packed``)."""
+    ctx = model.context[0]
+    if "joint" not in ctx.packed:
         taps = np.array(CONTEXT_TAPS, np.int64)
-        ctx_w = np.stack([ctx["weight"][:, :, ky, kx] for ky, kx in CONTEXT_TAPS]).astype(np.float64)
+        ctx_w = np.stack([ctx.weight[:, :, ky, kx] for ky, kx in CONTEXT_TAPS]).astype(np.float64)
         dense = []
         for layer in model.entropy_parameters:
-            dense += [layer["weight"][:, :, 0, 0].astype(np.float64), layer["bias"].astype(np.float64),
-                      layer["shift"].astype(np.int64)]
-        _weights[model.model_id] = (taps, np.ascontiguousarray(ctx_w), ctx["bias"].astype(np.float64),
-                                    ctx["shift"].astype(np.int64), *dense)
-    return _weights[model.model_id]
+            dense += [layer.weight[:, :, 0, 0].astype(np.float64), layer.bias.astype(np.float64),
+                      layer.shift.astype(np.int64)]
+        ctx.packed["joint"] = (taps, np.ascontiguousarray(ctx_w), ctx.bias.astype(np.float64),
+                               ctx.shift.astype(np.int64), *dense)
+    return ctx.packed["joint"]
 
 
 def _run(words, targets, model, params: np.ndarray) -> tuple:
@@ -126,7 +126,7 @@ def _run(words, targets, model, params: np.ndarray) -> tuple:
 
 
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
-    """As refcodec.latents.decode_joint (spec §8.10)."""
+    """As refcodec.decoder.latents.decode_joint (spec §8.10)."""
     check_length(data, model.m * params.shape[1] * params.shape[2], "y")
     (code, aux), y, _, _ = _run(stream_words(data, "y"), np.zeros((0, 0, 0), np.int64), model, params)
     raise_for(code, aux, "y")
@@ -134,7 +134,7 @@ def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
 
 
 def code_joint(y: np.ndarray, model, params: np.ndarray) -> tuple:
-    """As refcodec.latents.code_joint (Annex A.1.4): (y_hat, values, table rows), each (M, LatH, LatW)."""
+    """As refcodec.encoder.latents.code_joint (Annex A.1.4): (y_hat, values, table rows), each (M, LatH, LatW)."""
     targets = np.ascontiguousarray(y.transpose(1, 2, 0), np.int64)
     _, *arrays = _run(np.zeros(0, np.uint32), targets, model, params)
     return tuple(np.ascontiguousarray(a.transpose(2, 0, 1)) for a in arrays)

@@ -18,7 +18,7 @@ give the spec's integer results bit for bit, and vectorise.
 import numpy as np
 from numba import njit, prange
 
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN, Layer
 from refcodec.fast import vnni
 
 TILE_BYTES = 1 << 24  # im2col block size
@@ -113,15 +113,15 @@ def _gemm_rows(xp: np.ndarray, offsets: list, weights: np.ndarray, h: int, w: in
         emit(r0, r1, weights @ cols.reshape(-1, (r1 - r0) * w))
 
 
-def _phases(layer: dict):
+def _phases(layer: Layer):
     """The layer as stride-1 correlations: per phase, (row parity, column parity, offsets, weights).
 
     A convolution is one phase; its offsets (dy, dx) index the input padded by K // 2. The
     transposed convolution is four, one per parity of the output row and column (3x3, 3x2,
     2x3 and 2x2 taps of its kernel), whose offsets index the input padded by 1. ``weights``
     holds one (Cout, Cin) matrix per offset."""
-    weight = layer["weight"]
-    if layer["kind"] == "deconv":
+    weight = layer.weight
+    if layer.kind == "deconv":
         for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
             taps = [(ky, kx, dy, dx) for ky, dy in _phase_taps(py) for kx, dx in _phase_taps(px)]
             yield py, px, [(dy, dx) for _, _, dy, dx in taps], [weight[:, :, ky, kx].T for ky, kx, _, _ in taps]
@@ -131,7 +131,7 @@ def _phases(layer: dict):
             [weight[:, :, ky, kx] for ky in range(k) for kx in range(k)]
 
 
-def convolution(x: np.ndarray, layer: dict) -> np.ndarray:
+def convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
     """A convolution layer (spec §5.2 or §5.7) with its requantisation (§5.6).
 
     With AVX512-VNNI (``INTEGER_SIMD``), in 16-bit integer SIMD (:func:`_simd_convolution`).
@@ -141,12 +141,12 @@ def convolution(x: np.ndarray, layer: dict) -> np.ndarray:
     """
     if INTEGER_SIMD:
         return _simd_convolution(x, layer)
-    if layer["kind"] == "deconv" and layer["weight"].shape[1] < layer["weight"].shape[0]:
+    if layer.kind == "deconv" and layer.weight.shape[1] < layer.weight.shape[0]:
         return _scatter_deconv(x, layer)
     _, h, w = x.shape
-    bias, shift = layer["bias"], layer["shift"]
-    lo, hi = RANGES[layer["activation"]]
-    leaky = layer["activation"] == "leaky"
+    bias, shift = layer.bias, layer.shift
+    lo, hi = RANGES[layer.activation]
+    leaky = layer.activation == "leaky"
     scale, pad = _geometry(layer)
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
     cout = bias.shape[0]
@@ -160,38 +160,31 @@ def convolution(x: np.ndarray, layer: dict) -> np.ndarray:
     return out
 
 
-def _geometry(layer: dict) -> tuple:
+def _geometry(layer: Layer) -> tuple:
     """(output samples per input sample along each axis, padding of the input for :func:`_phases`)."""
-    return (2, 1) if layer["kind"] == "deconv" else (1, layer["weight"].shape[2] // 2)
+    return (2, 1) if layer.kind == "deconv" else (1, layer.weight.shape[2] // 2)
 
 
-_kernel_weights: dict = {}  # (id(weight or gamma), kind) -> (that array, its packing for refcodec.fast.vnni)
+def _packed(layer: Layer, key: str, pack):
+    """pack(layer), computed once per layer and kept in it (``Layer.packed``): a layer's tensors are constant."""
+    if key not in layer.packed:
+        layer.packed[key] = pack(layer)
+    return layer.packed[key]
 
 
-def _packed(layer: dict, key: str, pack):
-    """pack(layer), computed once per layer: a layer's weights are constant, and the models
-    holding them are kept anyway (refcodec.model keeps every loaded model). Holding the array
-    keeps its id from being reused."""
-    array, cache_key = layer[key], (id(layer[key]), layer["kind"])
-    hit = _kernel_weights.get(cache_key)
-    if hit is None or hit[0] is not array:
-        hit = _kernel_weights[cache_key] = (array, pack(layer))
-    return hit[1]
-
-
-def _simd_convolution(x: np.ndarray, layer: dict) -> np.ndarray:
+def _simd_convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
     """:func:`convolution` on refcodec.fast.vnni's kernel: int16 output."""
     _, h, w = x.shape
     scale, pad = _geometry(layer)
     hp, wp = h + 2 * pad, vnni.padded_width(w) + 2 * pad  # every kernel block reads inside
     xp = vnni.pack(x, pad, pad, hp, wp)
-    lo, hi = RANGES[layer["activation"]]
-    out = np.empty((layer["bias"].shape[0], scale * h, scale * w), np.int16)
+    lo, hi = RANGES[layer.activation]
+    out = np.empty((layer.bias.shape[0], scale * h, scale * w), np.int16)
     phases = _packed(layer, "weight", lambda lay: [(py, px, offsets, *vnni.pack_weights(mats))
                                                    for py, px, offsets, mats in _phases(lay)])
     for py, px, offsets, weights, pairs in phases:
-        _correlate(xp, weights, vnni.segments(offsets, pairs, wp), layer["bias"], layer["shift"],
-                   lo, hi, layer["activation"] == "leaky", out, py, px, scale)
+        _correlate(xp, weights, vnni.segments(offsets, pairs, wp), layer.bias, layer.shift,
+                   lo, hi, layer.activation == "leaky", out, py, px, scale)
     return out
 
 
@@ -217,11 +210,11 @@ def _correlate(xp, weights, seg, bias, shift, lo, hi, leaky, out, y0, x0, step):
                     row[x0 + step * (c0 + i)] = activate_value(acc[r, i] + bias[o], s, lo, hi, leaky)
 
 
-def _scatter_deconv(x: np.ndarray, layer: dict) -> np.ndarray:
+def _scatter_deconv(x: np.ndarray, layer: Layer) -> np.ndarray:
     """The transposed convolution as one matrix product for all 25 taps, whose (Cout, H, W) results
     are then added onto the stride-2 output grid, tap by tap (cheap when Cout is small)."""
     cin, h, w = x.shape
-    weight = layer["weight"]
+    weight = layer.weight
     cout = weight.shape[1]
     taps = weight.transpose(2, 3, 1, 0).reshape(KERNEL * KERNEL * cout, cin).astype(np.float64)
     acc = np.zeros((cout, 2 * h + 2 * PAD, 2 * w + 2 * PAD))
@@ -233,39 +226,39 @@ def _scatter_deconv(x: np.ndarray, layer: dict) -> np.ndarray:
             for kx in range(KERNEL):
                 acc[:, 2 * r0 + ky : 2 * r1 + ky : 2, kx : kx + 2 * w : 2] += product[ky, kx]
     out = np.empty((cout, 2 * h, 2 * w))
-    lo, hi = RANGES[layer["activation"]]
-    _activate(acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w], layer["bias"], layer["shift"], lo, hi,
-              layer["activation"] == "leaky", out)
+    lo, hi = RANGES[layer.activation]
+    _activate(acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w], layer.bias, layer.shift, lo, hi,
+              layer.activation == "leaky", out)
     return out
 
 
-def igdn(x: np.ndarray, layer: dict) -> np.ndarray:
+def igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
     """IGDN (spec §5.4): on refcodec.fast.vnni's kernel with ``INTEGER_SIMD``, else float64 BLAS."""
     if INTEGER_SIMD:
         return _simd_igdn(x, layer)
     c = x.shape[0]
     flat = x.reshape(c, -1).astype(np.float64)
-    t = layer["gamma"].astype(np.float64) @ (flat * flat)
-    t += layer["beta"].astype(np.float64)[:, None]
+    t = layer.gamma.astype(np.float64) @ (flat * flat)
+    t += layer.beta.astype(np.float64)[:, None]
     out = np.empty_like(flat)
-    _igdn_finish(flat, t, layer["shift"], out)
+    _igdn_finish(flat, t, layer.shift, out)
     return out.reshape(x.shape)
 
 
-def _simd_igdn(x: np.ndarray, layer: dict) -> np.ndarray:
+def _simd_igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
     """T = beta + sum_j gamma * x^2 as four 1x1 kernel sums: gamma = G1 * 2^15 + G0 (G0 < 2^15,
     G1 <= 2^8: gamma < 2^23 by spec §6.4) times x^2 = A * 2^16 + B (vnni.pack_squares); int16 output."""
     wp = vnni.padded_width(x.shape[2])
     low, high = vnni.pack_squares(x, wp)
     g0, g1, pairs = _packed(layer, "gamma", _gamma_parts)
     out = np.empty(x.shape, np.int16)
-    _igdn_sums(low, high, g0, g1, vnni.segments([(0, 0)], pairs, wp), layer["beta"], layer["shift"], x, out)
+    _igdn_sums(low, high, g0, g1, vnni.segments([(0, 0)], pairs, wp), layer.beta, layer.shift, x, out)
     return out
 
 
-def _gamma_parts(layer: dict) -> tuple:
+def _gamma_parts(layer: Layer) -> tuple:
     """gamma = G1 * 2^15 + G0 as the kernel's weights: (G0, G1, pairs)."""
-    gamma = layer["gamma"].astype(np.int64)
+    gamma = layer.gamma.astype(np.int64)
     g0, pairs = vnni.pack_weights([gamma & 0x7FFF])
     return g0, vnni.pack_weights([gamma >> 15])[0], pairs
 
@@ -293,9 +286,9 @@ def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:
-    """As refcodec.layers.run_layers (spec §8.4, §8.7), but its outputs hold their integers in int16 or float64."""
+    """As refcodec.decoder.layers.run_layers (spec §8.4, §8.7), but its outputs hold their integers in int16 or float64."""
     outputs, x = [], x.astype(np.float64)
     for layer in layers:
-        x = igdn(x, layer) if layer["kind"] == "igdn" else convolution(x, layer)
+        x = igdn(x, layer) if layer.kind == "igdn" else convolution(x, layer)
         outputs.append(x)
     return outputs

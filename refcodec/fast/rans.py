@@ -1,4 +1,4 @@
-"""rANS coder, fast path: the reference of :mod:`refcodec.rans` as Numba kernels.
+"""rANS coder, fast path: the reference of :mod:`refcodec.decoder.rans` as Numba kernels.
 
 Same signatures, byte-identical streams, identical values and identical errors (class and
 clause). Single-threaded by nature (rANS is sequential), so results never depend on the
@@ -153,7 +153,7 @@ def raise_for(code: int, aux: int, name: str) -> None:
 
 
 def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.ndarray:
-    """As :func:`refcodec.rans.decode_values` (spec §3)."""
+    """As :func:`refcodec.decoder.rans.decode_values` (spec §3)."""
     indexes = check_indexes(indexes, table)
     words = stream_words(data, name)
     out = np.empty(indexes.size, np.int64)
@@ -162,7 +162,7 @@ def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.
 
 
 def encode_values(values, indexes, table: CdfTable) -> bytes:
-    """As :func:`refcodec.rans.encode_values` (Annex A.2)."""
+    """As :func:`refcodec.encoder.rans.encode_values` (Annex A.2)."""
     values = np.ascontiguousarray(values, dtype=np.int64).reshape(-1)
     indexes = check_indexes(indexes, table)
     if indexes.size != values.size:
