@@ -94,11 +94,11 @@ load_model, apply_layer, round2 = models.load_model, layers.apply_layer, layers.
 
 def marked_load_model(data):
     model = load_model(data)
-    getattr(model, GROUP)[LAYER]["round_toward_zero"] = True
+    getattr(model, GROUP)[LAYER].packed["round_toward_zero"] = True
     return model
 
 def wrong_apply_layer(x, layer):
-    layers.round2 = round_toward_zero if layer.get("round_toward_zero") else round2
+    layers.round2 = round_toward_zero if layer.packed.get("round_toward_zero") else round2
     try:
         return apply_layer(x, layer)
     finally:
@@ -110,26 +110,26 @@ sys.exit(decode())
 
 # A missing word at the end of a sub-stream is read as 0 instead of failing (spec §3.3).
 READ_ZEROS_PAST_THE_END = """
-from refcodec.decoder import rans
+from refcodec.decoder import latents, rans
 
-def renormalize(self):
-    if self.x < rans.RANS_L:
-        self.x = (self.x << 32) | int.from_bytes(self.data[self.pos:self.pos + 4].ljust(4, b"\\0"), "little")
-        self.pos = min(self.pos + 4, len(self.data))
+def renormalize(state):
+    if state.x < rans.RANS_L:
+        state.x = (state.x << 32) | int.from_bytes(state.data[state.pos:state.pos + 4].ljust(4, b"\\0"), "little")
+        state.pos = min(state.pos + 4, len(state.data))
 
-rans.RansDecoder._renormalize = renormalize
+rans.rans_renormalize = renormalize
 """
 
 SKIP_RANS_EXIT = """
-rans.RansDecoder.finish = lambda self: None  # no end-of-stream check (spec §3.6), as in CompressAI
+rans.rans_exit = latents.rans_exit = lambda state: None  # no end-of-stream check (spec §3.6), as in CompressAI
 """
 
 # The escape symbol is taken as the value max_value: no bypass nibbles are read (spec §3.5).
 IGNORE_ESCAPES = READ_ZEROS_PAST_THE_END + SKIP_RANS_EXIT + """
-def decode_value(self, cdf, cdf_length, offset):
-    return self.decode_symbol(cdf, cdf_length) + offset
+def decode_value(state, cdf, cdf_length, offset):
+    return rans.rans_decode_symbol(state, cdf, cdf_length) + offset
 
-rans.RansDecoder.decode_value = decode_value
+rans.rans_decode_value = latents.rans_decode_value = decode_value
 sys.exit(decode())
 """
 

@@ -1,8 +1,26 @@
-"""Conventions (spec §2): the exact integer helpers, vectorised over NumPy int64 arrays."""
+"""Conventions (spec §2): the exact integer helpers, vectorised over NumPy int64 arrays; byte order;
+and ``clause``, the mark of every function that implements a procedure of the spec."""
+
+from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
 
+def clause(number: str):
+    """Mark a function as the implementation of the spec procedure of the same name (in CamelCase:
+    ``rans_decode_symbol`` is RansDecodeSymbol) defined in clause ``number``. tests/test_spec_names.py
+    checks that every procedure of the spec has exactly one such function in refcodec.decoder."""
+
+    def mark(fn):
+        fn.spec_clause = number
+        return fn
+
+    return mark
+
+
+@clause("2.4")
 def round2(x: np.ndarray, n) -> np.ndarray:
     """Round2(x, n) of spec §2.4, element-wise: (x + 2^(n-1)) >> n, and x for n = 0.
 
@@ -14,11 +32,13 @@ def round2(x: np.ndarray, n) -> np.ndarray:
     return (x + ((np.int64(1) << n) >> 1)) >> n
 
 
+@clause("2.4")
 def clip3(lo: int, hi: int, x: np.ndarray) -> np.ndarray:
     """Clip3(lo, hi, x) of spec §2.4, element-wise."""
     return np.minimum(np.maximum(x, lo), hi)
 
 
+@clause("2.4")
 def isqrt(t: np.ndarray) -> np.ndarray:
     """Isqrt(t) of spec §2.4, element-wise, for 0 <= t < 2^53 (int64).
 
@@ -35,3 +55,15 @@ def isqrt(t: np.ndarray) -> np.ndarray:
         r = np.where(take, (r >> 1) + bit, r >> 1)
         bit >>= 2
     return r
+
+
+@clause("2.4")
+def sha256(data: bytes) -> bytes:
+    """Sha256(data) of spec §2.4: the 32-byte SHA-256 digest (FIPS 180-4)."""
+    return hashlib.sha256(data).digest()
+
+
+@clause("2.5")
+def read_le(data: bytes, pos: int, n: int) -> int:
+    """ReadLE(data, pos, n) of spec §2.5: the unsigned little-endian integer in bytes pos .. pos + n - 1."""
+    return int.from_bytes(data[pos : pos + n], "little")

@@ -1,9 +1,11 @@
-"""Errors a decoder reports (spec §2.6).
+"""Errors a decoder reports (spec §2.6), and ``require``, the spec's Require.
 
 Every malformed stream or model file raises a subclass of :class:`RefcodecError`
 whose message names the violated clause, e.g.
 ``StreamError: y sub-stream ends before its last symbol (spec §3.3)``.
 """
+
+from refcodec.decoder.conventions import clause
 
 
 class RefcodecError(Exception):
@@ -25,3 +27,11 @@ class ModelError(RefcodecError):
 
 class InputError(RefcodecError):
     """The encoder cannot take this image (Annex A)."""
+
+
+@clause("2.6")
+def require(condition: bool, error_class: type[RefcodecError], clause: str, what: str) -> None:
+    """Require (spec §2.6): raise ``error_class`` (StreamError or ModelError) naming ``clause`` unless
+    ``condition`` holds."""
+    if not condition:
+        raise error_class(what, clause)

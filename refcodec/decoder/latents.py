@@ -20,7 +20,7 @@ import numpy as np
 from refcodec.decoder.bitstream import MAX_WORDS_PER_VALUE
 from refcodec.decoder.errors import StreamError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN, context_at, pointwise
-from refcodec.decoder.rans import RansDecoder
+from refcodec.decoder.rans import rans_decode_value, rans_exit, rans_init
 
 
 def check_length(data: bytes, count: int, name: str) -> None:
@@ -105,7 +105,7 @@ def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
     check_length(data, m * lat_h * lat_w, "y")
     table = model.y_table
     cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
-    dec = RansDecoder(data, "y")
+    state = rans_init(data, "y")
     y_hat = np.zeros((m, lat_h, lat_w), np.int64)
     for ly in range(lat_h):
         for lx in range(lat_w):
@@ -113,9 +113,9 @@ def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
             rows = scale_index(e[:m], model.scale_bound)
             for c in range(m):
                 r, mean = int(rows[c]), int(e[m + c])
-                v = dec.decode_value(cdf[r], cdf_length[r], offset[r])
+                v = rans_decode_value(state, cdf[r], cdf_length[r], offset[r])
                 latent = latent_values(v, mean, model.mean_shift)
                 check_range(np.array([latent]), "y", "8.8")
                 y_hat[c, ly, lx] = latent
-    dec.finish()
+    rans_exit(state)
     return y_hat

@@ -17,7 +17,7 @@ from numba import njit
 
 from refcodec.decoder.cdf import CdfTable
 from refcodec.decoder.errors import StreamError
-from refcodec.decoder.rans import BYPASS_BITS, MAX_BYPASS_NIBBLES, PRECISION, RANS_L, RansDecoder, check_indexes
+from refcodec.decoder.rans import BYPASS_BITS, MAX_BYPASS_NIBBLES, PRECISION, RANS_L, check_indexes, rans_init
 
 OK, ENDS_EARLY, TOO_MANY_NIBBLES, LEFT_OVER, BAD_FINAL_STATE, NEEDS_TOO_MANY_NIBBLES = range(6)
 MASK32 = (1 << 32) - 1
@@ -136,7 +136,7 @@ def _encode(values, indexes, cdf, cdf_length, offset, out):
 
 def stream_words(data: bytes, name: str) -> np.ndarray:
     """The 32-bit words of a sub-stream after the checks of spec §3.2, as in the reference."""
-    data = RansDecoder(data, name).data
+    data = rans_init(data, name).data
     return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)  # native order for Numba
 
 
