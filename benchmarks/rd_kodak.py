@@ -348,7 +348,7 @@ def eval_float_twin(images: list, names: list, model, int_records: list, int_rec
         y_hat = refcodec.decoder.decode_y(*refcodec.decoder.open_stream(stream, model_files), "fast")["y_hat"]
         same = None
         if i == 0 or verify_all:
-            same = bool(np.array_equal(refcodec.decoder.reconstruct(y_hat, model, w, h, impl="fast"), recon))
+            same = bool(np.array_equal(refcodec.decoder.decoding.crop(refcodec.decoder.decoding.synthesis(y_hat, model.synthesis, "fast"), w, h), recon))
         p = psnr(pixels, float_reconstruction(y_hat * 2.0**-model.mean_shift, model.encoder, h, w))
         records.append({"image": name, "bpp": ref["bpp"], "psnr": p, "same_latents": same,
                         "int_minus_float_db": ref["psnr"] - p})

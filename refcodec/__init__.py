@@ -12,7 +12,7 @@ reference implementation.
 from importlib.metadata import PackageNotFoundError, version
 
 from refcodec import fast  # registers impl="fast" (built on first use)
-from refcodec.decoder.decoding import decode
+from refcodec.decoder.decoding import decode_stream
 from refcodec.decoder.errors import InputError, ModelError, RefcodecError, StreamError
 from refcodec.encoder.encode import encode
 
@@ -20,5 +20,12 @@ try:
     __version__ = version("refcodec")  # the one version source: pyproject.toml
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
+
+
+
+def decode(data: bytes, model_files=(), impl: str = "fast"):
+    """Decode a refcodec stream to an (H, W, 3) uint8 array (spec §8.6), with the fast path by default."""
+    return decode_stream(data, model_files, impl)
+
 
 __all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError", "__version__"]

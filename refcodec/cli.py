@@ -39,7 +39,7 @@ def cmd_decode(args) -> None:
     if args.dump_stages:
         pixels = dump_stages(data, args)
     else:
-        pixels = decoder.decode(data, model_files=args.model_file, impl=args.impl)
+        pixels = decoder.decode_stream(data, model_files=args.model_file, impl=args.impl)
     out = Path(args.output)
     if out.suffix.lower() in (".rgb", ".raw"):
         write_atomic(out, pixels.tobytes())
@@ -89,7 +89,7 @@ def cmd_demo(args) -> None:
     with resources.as_file(resources.files("refcodec") / "data" / SAMPLE) as path:
         pixels = to_rgb_array(path)
     stream, recon = encoder.encode(pixels, model=args.model, return_reconstruction=True)
-    if not np.array_equal(decoder.decode(stream), recon):
+    if not np.array_equal(decoder.decode_stream(stream, impl="fast"), recon):
         raise RuntimeError("decoded picture differs from the encoder's reconstruction")
     h, w, _ = pixels.shape
     print(f"{SAMPLE} {w}x{h}, model {args.model}: {len(stream)} bytes, "

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from refcodec.decoder import layers
-from refcodec.decoder.decoding import decode, stages
+from refcodec import decode
+from refcodec.decoder.decoding import stages
 from refcodec.encoder.encode import encode_latents
 from refcodec.decoder.model import ACC_BOUND, NORM_BOUND, load_model
 from refcodec.conformance.models import bound_model

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, check_table
+from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
 from refcodec.encoder.cdf import build_table, quantize_pmf
 from refcodec.decoder.errors import ModelError
 from test_rans import annex_namespace, random_table
@@ -21,7 +21,7 @@ def spec_check(spec, cdf, cdf_length, offset):
 
 def ref_check(cdf, cdf_length, offset):
     try:
-        check_table(cdf, cdf_length, offset, "t")
+        cdf_table_check(cdf, cdf_length, offset, "t")
     except ModelError as e:
         return "ModelError", e.clause
     return None
@@ -34,7 +34,7 @@ def valid():
 
 def test_valid_table_accepted(spec):
     cdf, cdf_length, offset = valid()
-    table = check_table(cdf, cdf_length, offset, "t")
+    table = cdf_table_check(cdf, cdf_length, offset, "t")
     assert isinstance(table, CdfTable) and table.rows == 3
     assert spec_check(spec, cdf, cdf_length, offset) is None
     one = np.array([[0, 1 << 16]], np.int32), np.array([2], np.int32), np.array([32767], np.int32)
@@ -76,7 +76,7 @@ def test_wrong_dtype_or_rank_rejected():
                 (cdf.tolist(), cdf_length, offset), (cdf[0], cdf_length, offset),
                 (cdf, cdf_length[:, None], offset)):
         with pytest.raises(ModelError, match=r"§4\.1"):
-            check_table(*bad, "t")
+            cdf_table_check(*bad, "t")
 
 
 @settings(max_examples=200, deadline=None)

@@ -131,7 +131,7 @@ def test_integer_hyper_synthesis_tracks_the_float_one(exported_hyper):
     plan = layer_plan(model.architecture, model.n, model.m)
     f = floatnet.run(z_hat.astype(np.float64), p, "hyper_synthesis", plan["hyper_synthesis"])[:, :y_hat.shape[1],
                                                                                              :y_hat.shape[2]]
-    q = latents.hyper_params(z_hat, model, *y_hat.shape[1:], layers)
+    q = latents.hyper_synthesis(z_hat, model, *y_hat.shape[1:], layers)
     if model.architecture == "joint":
         ctx = floatnet.run(y_hat * 2.0**-model.mean_shift, p, "context", plan["context"])
         f = floatnet.run(np.concatenate([ctx, f]), p, "entropy_parameters", plan["entropy_parameters"])

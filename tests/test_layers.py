@@ -70,12 +70,12 @@ def test_activations_exact():
     """spec §5.6: relu clamps at 0; leaky rounds a negative accumulator with shift + 6 in one step."""
     acc = np.array([[100, -100, -96, -97, -(1 << 40), 1 << 40]], dtype=np.int64)
     shift = np.array([1])
-    assert layers.activate(acc, shift, "none").tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
-    assert layers.activate(acc, shift, "relu").tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "none").tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "relu").tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
     # Round2(-100, 7) = (-100 + 64) >> 7 = -1; Round2(-96, 7) = -32 >> 7 = -1; Round2(-(2^40), 7) = -2^33 -> clamp
-    assert layers.activate(acc, shift, "leaky").tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
-    assert layers.activate(acc, shift, "pixels").tolist() == [[50, 0, 0, 0, 0, 255]]
-    assert layers.activate(np.array([[-32]]), np.array([0]), "leaky").tolist() == [[0]]  # Round2(-32, 6) = 0
+    assert layers.requantize_map(acc, shift, "leaky").tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "pixels").tolist() == [[50, 0, 0, 0, 0, 255]]
+    assert layers.requantize_map(np.array([[-32]]), np.array([0]), "leaky").tolist() == [[0]]  # Round2(-32, 6) = 0
 
 
 def test_conv_exact():
@@ -146,7 +146,7 @@ def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme, activa
         for simd in SIMD_MODES:
             with integer_simd(simd):
                 assert fast.run_layers(x, [layer])[-1].tolist() == want
-    p = layers.pointwise(x[:, 0, 0], _as_1x1(c))
+    p = layers.pointwise_at(x[:, 0, 0], _as_1x1(c))
     spec_1x1 = _spec_form(_as_1x1(c))
     assert p.tolist() == ns["PointwiseAt"](x[:, 0, 0].tolist(), spec_1x1)
 

@@ -2,7 +2,7 @@
 
     python vectors/measure_coverage.py [--vectors DIR] [--json FILE]
 
-1. Code: refcodec's reference decoder (``refcodec.decoder.decode(..., impl="reference")``,
+1. Code: refcodec's reference decoder (``refcodec.decoder.decoding.decode_stream(..., impl="reference")``,
    and for positive vectors ``refcodec.decoder.stages``, which gives the checksums of
    spec §9.4) decodes every vector of index.json under coverage.py with branch coverage;
    a negative vector must raise its ``expected_error``. Only the reference decode path
@@ -103,14 +103,14 @@ def measure_code(vectors: list[dict], folder: Path) -> tuple[dict, list[str], di
 def decode_vector(vector: dict, folder: Path) -> tuple[str, tuple | None]:
     """Decode one vector as a conforming decoder must (spec §9.1): ("" or what went wrong,
     (file, line) of the check that reported the error, or None)."""
-    from refcodec.decoder.decoding import decode, stage_bytes, stages
+    from refcodec.decoder.decoding import decode_stream, stage_bytes, stages
     from refcodec.decoder.errors import RefcodecError
 
     manifest, name = vector["manifest"], vector["name"]
     stream = (folder / name / "stream.rcdc").read_bytes()
     models = [folder / manifest["model"]]
     try:
-        pixels = decode(stream, models, impl="reference")
+        pixels = decode_stream(stream, models, impl="reference")
         dumped = stages(stream, models, impl="reference")
     except RefcodecError as e:
         expected = manifest.get("expected_error")
@@ -296,12 +296,12 @@ def tie_coverage(vectors: list[dict], folder: Path) -> dict[str, list[str]]:
     alone rounds exact ties down (or whose decoding then fails), for every layer of every model."""
     from refcodec.decoder import latents
     from refcodec.decoder import layers
-    from refcodec.decoder.decoding import decode
+    from refcodec.decoder.decoding import decode_stream
     from refcodec.decoder.errors import RefcodecError
     from refcodec.decoder.model import model_from_file
 
     caught: dict[str, list[str]] = {}
-    originals = {(layers, "apply_layer"), (latents, "context_at"), (latents, "pointwise")}
+    originals = {(layers, "apply_layer"), (latents, "context_at"), (latents, "pointwise_at")}
     saved = {(module, name): getattr(module, name) for module, name in originals}
     target = [None]
     for (module, name), function in saved.items():
@@ -315,7 +315,7 @@ def tie_coverage(vectors: list[dict], folder: Path) -> dict[str, list[str]]:
                 for k, layer in enumerate(getattr(model, group)):
                     target[0] = layer
                     try:
-                        pixels = decode(stream, [model_path], impl="reference")
+                        pixels = decode_stream(stream, [model_path], impl="reference")
                         differ = hashlib.sha256(pixels.tobytes()).hexdigest() != manifest["pixels_sha256"]
                     except RefcodecError:
                         differ = True

@@ -771,7 +771,7 @@ def write_vector(root: Path, case: Case, description: str) -> Vector:
         model_path.write_bytes(case.model)
     model = model_from_bytes(case.model)
     stream = encode_latents(case.y, model, case.width, case.height, impl="reference", z_hat=case.z)
-    pixels = decoder.decode(stream, [model_path], impl="reference")
+    pixels = decoder.decode_stream(stream, [model_path], impl="reference")
     stages = decoder.stages(stream, [model_path], impl="reference")
     folder = root / case.name
     shutil.rmtree(folder, ignore_errors=True)

@@ -1,9 +1,10 @@
-"""Bitstream syntax (spec §7): parse and write the stream header and sub-streams."""
+"""Bitstream syntax (spec §7): parse the stream header and sub-streams (refcodec.encoder.encode writes them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import StreamError
 
 MAGIC = b"RCDC"  # spec §7.1
@@ -18,11 +19,13 @@ MAX_CHANNELS = 512  # spec §6.2: no model has more channels
 MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
 
 
+@clause("8.2")
 def latent_size(height: int, width: int) -> tuple:
     """LatentSize (spec §8.2): (LatH, LatW), the latent rows and columns of a height x width picture."""
     return (height + STRIDE - 1) // STRIDE, (width + STRIDE - 1) // STRIDE
 
 
+@clause("8.2")
 def hyper_size(lat_h: int, lat_w: int) -> tuple:
     """HyperSize (spec §8.2): (ZH, ZW), the hyper-latent rows and columns."""
     return (lat_h + HYPER_STRIDE - 1) // HYPER_STRIDE, (lat_w + HYPER_STRIDE - 1) // HYPER_STRIDE
@@ -51,8 +54,9 @@ class StreamHeader:
         return hyper_size(*self.latent_shape)
 
 
-def _sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tuple:
-    """(sub-stream, position after it) for a length field at ``pos`` (spec §7.2), the sub-stream
+@clause("7.2")
+def read_sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tuple:
+    """ReadSubStream (spec §7.2): (sub-stream, position after it) for a length field at ``pos`` (spec §7.2), the sub-stream
     of ``values`` positions of up to MAX_CHANNELS channels each (spec §7.3)."""
     if pos + 4 > len(data):
         raise StreamError(f"stream ends inside the {name}_length field", "7.1")
@@ -67,8 +71,9 @@ def _sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tu
     return bytes(data[pos + 4 : end]), end
 
 
+@clause("7.2")
 def parse_stream(data: bytes) -> StreamHeader:
-    """Read the syntax of spec §7.1, checking every rule of spec §7.2 and §7.3 as it is read."""
+    """ParseStream (spec §7.2): read the syntax of spec §7.1, checking every rule of spec §7.2 and §7.3 as it is read."""
     if len(data) < FIXED_BYTES:
         raise StreamError(f"stream of {len(data)} bytes is shorter than its {FIXED_BYTES}-byte header", "7.1")
     if data[:4] != MAGIC:
@@ -87,6 +92,6 @@ def parse_stream(data: bytes) -> StreamHeader:
     (lat_h, lat_w), (z_h, z_w) = header.latent_shape, header.hyper_shape
     z_data, pos = None, FIXED_BYTES
     if architecture != 0:
-        z_data, pos = _sub_stream(data, pos, "z", False, z_h * z_w)
-    y_data, _ = _sub_stream(data, pos, "y", True, lat_h * lat_w)
+        z_data, pos = read_sub_stream(data, pos, "z", False, z_h * z_w)
+    y_data, _ = read_sub_stream(data, pos, "y", True, lat_h * lat_w)
     return StreamHeader(version, architecture, model_id, width, height, z_data, y_data)

@@ -1,11 +1,10 @@
-"""CDF tables: storage, load-time checks (spec §4) and how the exporter builds them (Annex A.2).
+"""CDF tables: storage and load-time checks (spec §4); refcodec.encoder.cdf builds them (Annex A.2).
 
 A table is three tensors of the model file: ``cdf`` (s32 [Rows, MaxLength], each row
 padded with zeros), ``cdf_length`` (s32 [Rows]) and ``offset`` (s32 [Rows]). Row r codes
 the symbols 0 .. cdf_length[r] - 2, the last of which is the escape (spec §3.5).
 
-The decoder only checks tables (:func:`check_table`); it never computes a probability.
-:func:`quantize_pmf` and :func:`build_table` are the exporter's side and use floats.
+The decoder only checks tables (:func:`cdf_table_check`); it never computes a probability.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import ModelError
 
 PRECISION = 16  # spec §3.1: every row ends at 2^16
@@ -34,8 +34,9 @@ class CdfTable:
         return self.cdf_length.shape[0]
 
 
-def check_table(cdf: np.ndarray, cdf_length: np.ndarray, offset: np.ndarray, name: str) -> CdfTable:
-    """Check a table at model load (spec §4.1, §4.2); raise ModelError naming ``name``."""
+@clause("4.2")
+def cdf_table_check(cdf: np.ndarray, cdf_length: np.ndarray, offset: np.ndarray, name: str) -> CdfTable:
+    """CdfTableCheck (spec §4.1, §4.2): check a table at model load; raise ModelError naming ``name``."""
 
     def require(ok, what, clause="4.2"):
         if not ok:

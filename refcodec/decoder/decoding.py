@@ -2,13 +2,13 @@
 
     header  = parse_stream(data)                          spec §7
     model   = find_model(header.model_id)                 spec §6.5, §8.1
-    z_hat   = decode_factorized(z_data, z table)          spec §8.3   (not for factorized)
-    params  = hyper_params(z_hat)                         spec §8.7   (h_s, cropped)
-    y_hat   = factorized:  decode_factorized(y_data)      spec §8.3
+    z_hat   = decode_latents(z_data, z table)             spec §8.3   (not for factorized)
+    params  = hyper_synthesis(z_hat)                      spec §8.7   (h_s, cropped)
+    y_hat   = factorized:  decode_latents(y_data)         spec §8.3
               hyperprior, mean-scale: decode_gaussian     spec §8.8, §8.9
               joint:       decode_joint (sequential)      spec §8.10
-    layers  = run_layers(y_hat, model.synthesis)          spec §8.4 (layers, spec §5)
-    pixels  = crop(layers[-1])                            spec §8.5
+    out     = synthesis(y_hat, model.synthesis)           spec §8.4 (layers, spec §5)
+    pixels  = crop(out)                                   spec §8.5
 
 ``impl="reference"`` runs the NumPy code of this package, which mirrors the
 spec line by line. Other implementations register themselves in the table of
@@ -28,6 +28,7 @@ from typing import Callable
 
 from refcodec.decoder import latents, layers, rans
 from refcodec.decoder.bitstream import StreamHeader, parse_stream
+from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import StreamError
 from refcodec.decoder.model import Model, find_model
 
@@ -76,16 +77,16 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
                           f"architecture {model.architecture!r} ({model.code})", "8.1")
 
 
+@clause("8.6")
 def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dict:
-    """The decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"} (spec §8.3, §8.7-§8.10)."""
+    """DecodeY (spec §8.6): the decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"} (spec §8.3, §8.7-§8.10)."""
     kit = kernels(impl)
     entropy, layer_impl = kit.rans, kit.layers
     lat_h, lat_w = header.latent_shape
     if model.architecture == "factorized":
-        return {"y_hat": latents.decode_factorized(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y",
-                                                   entropy)}
-    z_hat = latents.decode_factorized(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
-    params = latents.hyper_params(z_hat, model, lat_h, lat_w, layer_impl)
+        return {"y_hat": latents.decode_latents(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y", entropy)}
+    z_hat = latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
+    params = latents.hyper_synthesis(z_hat, model, lat_h, lat_w, layer_impl)
     if model.architecture == "joint":
         y_hat = kit.decode_joint(header.y_data, model, params)
     else:
@@ -128,12 +129,13 @@ def crop(out: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(out[:, :height, :width].transpose(1, 2, 0)).astype(np.uint8)
 
 
-def reconstruct(y_hat: np.ndarray, model: Model, width: int, height: int, impl: str = "reference") -> np.ndarray:
-    """Synthesis (spec §8.4) and crop to the picture (spec §8.5): (H, W, 3) uint8."""
-    return crop(kernels(impl).layers.run_layers(y_hat, model.synthesis)[-1], width, height)
+@clause("8.4")
+def synthesis(y_hat: np.ndarray, layers: list, impl: str = "reference") -> np.ndarray:
+    """Synthesis (spec §8.4): the output of the synthesis layers, (3, 16 LatH, 16 LatW)."""
+    return kernels(impl).layers.run_layers(y_hat, layers)[-1]
 
 
-def open_stream(data: bytes, model_files=(), impl: str = "fast") -> tuple:
+def open_stream(data: bytes, model_files=(), impl: str = "reference") -> tuple:
     """(header, model): the stream's header (spec §7) and the model it names, checked (spec §8.1)."""
     kernels(impl)
     header = parse_stream(bytes(data))
@@ -142,8 +144,9 @@ def open_stream(data: bytes, model_files=(), impl: str = "fast") -> tuple:
     return header, model
 
 
-def decode(data: bytes, model_files=(), impl: str = "fast") -> np.ndarray:
-    """Decode a refcodec stream to an (H, W, 3) uint8 array (spec §8)."""
+@clause("8.6")
+def decode_stream(data: bytes, model_files=(), impl: str = "reference") -> np.ndarray:
+    """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array."""
     header, model = open_stream(data, model_files, impl)
     y_hat = decode_y(header, model, impl)["y_hat"]
-    return reconstruct(y_hat, model, header.width, header.height, impl)
+    return crop(synthesis(y_hat, model.synthesis, impl), header.width, header.height)

@@ -18,21 +18,23 @@ from __future__ import annotations
 import numpy as np
 
 from refcodec.decoder.bitstream import MAX_WORDS_PER_VALUE
+from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import StreamError
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN, context_at, pointwise
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, context_at, pointwise_at
 from refcodec.decoder.rans import rans_decode_value, rans_exit, rans_init
 
 
-def check_length(data: bytes, count: int, name: str) -> None:
-    """A sub-stream for ``count`` values is at most 8 + 40 * count bytes (spec §8.3)."""
+@clause("8.3")
+def check_sub_stream_length(data: bytes, count: int, name: str) -> None:
+    """CheckSubStreamLength (spec §8.3): a sub-stream for ``count`` values is at most 8 + 40 * count bytes (spec §8.3)."""
     if len(data) > 8 + MAX_WORDS_PER_VALUE * 4 * count:
         raise StreamError(f"{name} sub-stream of {len(data)} bytes is longer than {count} values can use", "8.3")
 
 
-def check_range(values: np.ndarray, name: str, clause: str) -> None:
-    """Every decoded latent lies in ACT_MIN .. ACT_MAX (spec §8.3, §8.9, §8.10)."""
+def check_range(values: np.ndarray, name: str, number: str) -> None:
+    """Every decoded latent lies in ACT_MIN .. ACT_MAX (spec §8.3, §8.9, §8.10); else a StreamError of ``number``."""
     if values.size and (values.min() < ACT_MIN or values.max() > ACT_MAX):
-        raise StreamError(f"a {name} latent lies outside {ACT_MIN}..{ACT_MAX}", clause)
+        raise StreamError(f"a {name} latent lies outside {ACT_MIN}..{ACT_MAX}", number)
 
 
 def channel_rows(c: int, h: int, w: int) -> np.ndarray:
@@ -40,21 +42,26 @@ def channel_rows(c: int, h: int, w: int) -> np.ndarray:
     return np.repeat(np.arange(c, dtype=np.int32), h * w)
 
 
-def decode_factorized(data: bytes, table, shape: tuple, name: str, rans) -> np.ndarray:
-    """Latents of ``shape`` (C, H, W), row c of ``table`` for channel c (spec §8.3); ``rans`` decodes."""
-    check_length(data, int(np.prod(shape)), name)
+@clause("8.3")
+def decode_latents(data: bytes, table, shape: tuple, name: str, rans) -> np.ndarray:
+    """DecodeLatents (spec §8.3): latents of ``shape`` (C, H, W), row c of ``table`` for channel c;
+    ``rans`` (an implementation's rANS module) decodes."""
+    check_sub_stream_length(data, int(np.prod(shape)), name)
     values = rans.decode_values(data, channel_rows(*shape), table, name=name)
     check_range(values, name, "8.3")
     return values.reshape(shape)
 
 
-def hyper_params(z_hat: np.ndarray, model, lat_h: int, lat_w: int, layers) -> np.ndarray:
-    """h_s(z_hat) cropped to the latent size (spec §8.7); ``layers`` runs the layers."""
+@clause("8.7")
+def hyper_synthesis(z_hat: np.ndarray, model, lat_h: int, lat_w: int, layers) -> np.ndarray:
+    """HyperSynthesis (spec §8.7): h_s(z_hat) cropped to the latent size, the hyper parameters;
+    ``layers`` (an implementation's layers module) runs the layers."""
     return layers.run_layers(z_hat, model.hyper_synthesis)[-1][:, :lat_h, :lat_w].astype(np.int64)
 
 
+@clause("8.8")
 def scale_index(scales: np.ndarray, scale_bound: np.ndarray) -> np.ndarray:
-    """Table row of each scale q: the number of k with q > scale_bound[k] (spec §8.8)."""
+    """ScaleIndex (spec §8.8): table row of each scale q: the number of k with q > scale_bound[k] (spec §8.8)."""
     return np.searchsorted(scale_bound.astype(np.int64), scales, side="left")
 
 
@@ -70,10 +77,11 @@ def latent_values(v: np.ndarray, means: np.ndarray, mean_shift: int) -> np.ndarr
     return v * (1 << mean_shift) + means
 
 
+@clause("8.9")
 def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
-    """y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
+    """DecodeGaussian (spec §8.9): y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
     rows, means = gaussian_params(params, model)
-    check_length(data, rows.size, "y")
+    check_sub_stream_length(data, rows.size, "y")
     v = rans.decode_values(data, rows.reshape(-1), model.y_table, name="y").reshape(rows.shape)
     y_hat = latent_values(v, means, model.mean_shift)
     check_range(y_hat, "y", "8.8")
@@ -95,14 +103,15 @@ def entropy_parameters_at(y_hat: np.ndarray, params: np.ndarray, ly: int, lx: in
     latents decoded before (ly, lx) and the hyper parameters there."""
     e = np.concatenate([context_at(y_hat, ly, lx, model.context[0]), params[:, ly, lx]])
     for layer in model.entropy_parameters:
-        e = pointwise(e, layer)
+        e = pointwise_at(e, layer)
     return e
 
 
+@clause("8.10")
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
-    """y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
+    """DecodeJoint (spec §8.10): y_hat of the joint architecture, position by position in raster order (spec §8.10)."""
     m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
-    check_length(data, m * lat_h * lat_w, "y")
+    check_sub_stream_length(data, m * lat_h * lat_w, "y")
     table = model.y_table
     cdf, cdf_length, offset = table.cdf.tolist(), table.cdf_length.tolist(), table.offset.tolist()
     state = rans_init(data, "y")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refcodec.decoder.conventions import clip3, isqrt, round2
+from refcodec.decoder.conventions import clause, clip3, isqrt, round2
 
 ACT_MIN, ACT_MAX = -(1 << 15), (1 << 15) - 1  # spec §5.1
 PIX_MIN, PIX_MAX = 0, 255  # spec §5.5
@@ -55,6 +55,7 @@ class Layer:
         return {p: getattr(self, p) for p in parts if getattr(self, p) is not None}
 
 
+@clause("5.2")
 def conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """The 5x5 stride-2 transposed convolution of spec §5.2, in the dtype of ``x``.
 
@@ -75,6 +76,7 @@ def conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.nd
     return acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w] + bias.astype(x.dtype)[:, None, None]
 
 
+@clause("5.7")
 def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """The KxK stride-1 convolution of spec §5.7 (K odd, zero padding K // 2), in the dtype of ``x``.
 
@@ -97,23 +99,30 @@ def channel_shift(shift: np.ndarray, ndim: int) -> np.ndarray:
     return shift.astype(np.int64).reshape((-1,) + (1,) * (ndim - 1))
 
 
+@clause("5.3")
 def requantize(acc: np.ndarray, shift: np.ndarray, lo: int = ACT_MIN, hi: int = ACT_MAX) -> np.ndarray:
     """out = Clip3(lo, hi, Round2(acc, shift[c])) per channel c on axis 0 (spec §5.3)."""
     return clip3(lo, hi, round2(acc, channel_shift(shift, acc.ndim)))
 
 
-def activate(acc: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
-    """Requantisation with an activation (spec §5.6), per channel c on axis 0.
+@clause("5.6")
+def requantize_value(a: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
+    """RequantizeValue (spec §5.6), element-wise on int64 ``a`` with ``shift`` broadcasting against it.
 
-    none: Clip3(ACT_MIN, ACT_MAX, Round2(acc, shift)); relu: clamped at 0 instead of
-    ACT_MIN; leaky: a negative acc is rounded with shift + LEAKY_SHIFT; pixels:
+    none: Clip3(ACT_MIN, ACT_MAX, Round2(a, shift)); relu: clamped at 0 instead of
+    ACT_MIN; leaky: a negative a is rounded with shift + LEAKY_SHIFT; pixels:
     Clip3(0, 255, ...) (spec §5.5).
     """
-    s = channel_shift(shift, acc.ndim)
     if activation == "leaky":
-        s = np.where(acc < 0, s + LEAKY_SHIFT, s)
+        shift = np.where(a < 0, shift + LEAKY_SHIFT, shift)
     lo, hi = {"relu": (0, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}.get(activation, (ACT_MIN, ACT_MAX))
-    return clip3(lo, hi, round2(acc, s))
+    return clip3(lo, hi, round2(a, shift))
+
+
+@clause("5.6")
+def requantize_map(acc: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
+    """RequantizeMap (spec §5.6): ``requantize_value`` with shift[c] for channel c on axis 0."""
+    return requantize_value(acc, channel_shift(shift, acc.ndim), activation)
 
 
 def igdn_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -121,19 +130,22 @@ def igdn_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return beta.astype(np.int64)[:, None, None] + np.tensordot(gamma.astype(np.int64), x * x, axes=([1], [0]))
 
 
+@clause("5.4")
 def igdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Integer inverse GDN (spec §5.4): Clip3(ACT_MIN, ACT_MAX, Round2(x[i] * Isqrt(T[i]), shift[i]))."""
     return requantize(x * isqrt(igdn_norm(x, gamma, beta)), shift)
 
 
+@clause("5.7")
 def apply_layer(x: np.ndarray, layer: Layer) -> np.ndarray:
     """One layer: a convolution (§5.2, §5.7) with its requantisation (§5.6), or an IGDN (§5.4)."""
     if layer.kind == "igdn":
         return igdn(x, layer.gamma, layer.beta, layer.shift)
     transform = conv_transpose if layer.kind == "deconv" else conv
-    return activate(transform(x, layer.weight, layer.bias), layer.shift, layer.activation)
+    return requantize_map(transform(x, layer.weight, layer.bias), layer.shift, layer.activation)
 
 
+@clause("5.7")
 def run_layers(x: np.ndarray, layers: list) -> list:
     """Apply ``layers`` in order (spec §8.4, §8.7); returns the output of every layer (int64;
     refcodec.fast.layers returns the same integers in int16 or float64)."""
@@ -144,6 +156,7 @@ def run_layers(x: np.ndarray, layers: list) -> list:
     return outputs
 
 
+@clause("5.8")
 def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: Layer) -> np.ndarray:
     """The masked 5x5 context convolution at latent position (ly, lx) (spec §5.8), requantised.
 
@@ -156,10 +169,11 @@ def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: Layer) -> np.ndarray:
         sy, sx = ly + ky - PAD, lx + kx - PAD
         if 0 <= sy < lat_h and 0 <= sx < lat_w:
             acc += layer.weight[:, :, ky, kx].astype(np.int64) @ y_hat[:, sy, sx]
-    return activate(acc, layer.shift, layer.activation)
+    return requantize_map(acc, layer.shift, layer.activation)
 
 
-def pointwise(v: np.ndarray, layer: Layer) -> np.ndarray:
-    """A 1x1 convolution (spec §5.7 with K = 1) at one position: a vector of Cin values -> Cout values."""
+@clause("5.8")
+def pointwise_at(v: np.ndarray, layer: Layer) -> np.ndarray:
+    """PointwiseAt (spec §5.8): a 1x1 convolution (spec §5.7 with K = 1) at one position: a vector of Cin values -> Cout values."""
     acc = layer.bias.astype(np.int64) + layer.weight[:, :, 0, 0].astype(np.int64) @ v
-    return activate(acc, layer.shift, layer.activation)
+    return requantize_map(acc, layer.shift, layer.activation)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
-from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, check_table
+from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
 from refcodec.decoder.errors import ModelError
 from refcodec.decoder.layers import CONTEXT_TAPS, Layer
 
@@ -231,7 +231,7 @@ def _table(tensors: dict, name: str, rows: int | None) -> CdfTable:
         rows = shape[0]
         if cdf is not None and not 1 <= rows <= MAX_SCALE_LEVELS:
             _fail(f"{name}.cdf has {rows} rows, outside 1..{MAX_SCALE_LEVELS}", "6.3")
-    return check_table(_tensor(tensors, f"{name}.cdf", "I32", (rows, shape[1])),
+    return cdf_table_check(_tensor(tensors, f"{name}.cdf", "I32", (rows, shape[1])),
                        _tensor(tensors, f"{name}.cdf_length", "I32", (rows,)),
                        _tensor(tensors, f"{name}.offset", "I32", (rows,)), name)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refcodec.decoder.cdf import MAX_CDF_LENGTH, PRECISION, CdfTable, check_table
+from refcodec.decoder.cdf import MAX_CDF_LENGTH, PRECISION, CdfTable, cdf_table_check
 
 
 def quantize_pmf(pmf: np.ndarray, tail_mass: float) -> np.ndarray:
@@ -39,4 +39,4 @@ def build_table(pmfs: list, tails: list, offsets: list) -> CdfTable:
     for r, row in enumerate(rows):
         cdf[r, :row.size] = row
     cdf_length = np.array([r.size for r in rows], np.int32)
-    return check_table(cdf, cdf_length, np.asarray(offsets, np.int32), "being built")
+    return cdf_table_check(cdf, cdf_length, np.asarray(offsets, np.int32), "being built")

@@ -14,7 +14,7 @@ import numpy as np
 
 from refcodec.decoder import latents
 from refcodec.decoder.bitstream import MAGIC, STRIDE, VERSION
-from refcodec.decoder.decoding import kernels, reconstruct
+from refcodec.decoder.decoding import crop, kernels, synthesis
 from refcodec.decoder.errors import ModelError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, model_by_name, model_from_file
@@ -114,7 +114,7 @@ def y_symbols(y: np.ndarray, model: Model, z_hat, impl: str) -> tuple:
     values and rows of the y sub-stream in coding order (spec §8.3, §8.8-§8.10, Annex A.1.4)."""
     if model.architecture == "factorized":
         return y, y.reshape(-1), latents.channel_rows(*y.shape)
-    params = latents.hyper_params(z_hat, model, *y.shape[1:], kernels(impl).layers)
+    params = latents.hyper_synthesis(z_hat, model, *y.shape[1:], kernels(impl).layers)
     if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
         y_hat, values, rows = encoder_kernels(impl)[1](y, model, params)
         return y_hat, values.transpose(1, 2, 0).reshape(-1), rows.transpose(1, 2, 0).reshape(-1)
@@ -155,4 +155,4 @@ def encode(image, model="factorized", impl: str = "fast", return_reconstruction:
     stream, y_hat = code_latents(y, model, w, h, impl, z_hat)
     if not return_reconstruction:
         return stream
-    return stream, reconstruct(y_hat, model, w, h, impl)
+    return stream, crop(synthesis(y_hat, model.synthesis, impl), w, h)

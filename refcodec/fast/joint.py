@@ -21,7 +21,7 @@ from numba import njit
 
 from refcodec.decoder.errors import StreamError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
-from refcodec.decoder.latents import check_length
+from refcodec.decoder.latents import check_sub_stream_length
 from refcodec.encoder.latents import choose_value
 from refcodec.fast.layers import activate_value
 from refcodec.fast.rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words
@@ -127,7 +127,7 @@ def _run(words, targets, model, params: np.ndarray) -> tuple:
 
 def decode_joint(data: bytes, model, params: np.ndarray) -> np.ndarray:
     """As refcodec.decoder.latents.decode_joint (spec §8.10)."""
-    check_length(data, model.m * params.shape[1] * params.shape[2], "y")
+    check_sub_stream_length(data, model.m * params.shape[1] * params.shape[2], "y")
     (code, aux), y, _, _ = _run(stream_words(data, "y"), np.zeros((0, 0, 0), np.int64), model, params)
     raise_for(code, aux, "y")
     return np.ascontiguousarray(y.transpose(2, 0, 1))
