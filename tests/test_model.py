@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from refcodec.decoder.errors import ModelError
-from refcodec.decoder.model import load_model, model_by_name, parse_safetensors
+from refcodec.decoder.model import load_model, model_by_name, parse_container
 from refcodec.encoder.export import save_safetensors
 from refcodec.conformance.models import random_model
 
@@ -17,7 +17,7 @@ GOOD_JOINT = random_model(np.random.default_rng(4), 3, 2, architecture="joint", 
 
 def _rebuild(mutate, base=GOOD):
     """Re-serialise ``base`` after ``mutate(tensors, metadata)`` edits its content."""
-    meta, tensors = parse_safetensors(base)
+    meta, tensors = parse_container(base)
     tensors = {k: np.array(v) for k, v in tensors.items()}
     mutate(tensors, meta)
     return save_safetensors(tensors, meta)

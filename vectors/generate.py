@@ -32,7 +32,7 @@ from refcodec.decoder.decoding import stage_bytes, stages  # noqa: E402
 from refcodec.encoder.encode import encode_latents  # noqa: E402
 from refcodec.decoder.errors import RefcodecError  # noqa: E402
 from refcodec.image import png_bytes  # noqa: E402
-from refcodec.decoder.model import load_model, parse_safetensors  # noqa: E402
+from refcodec.decoder.model import load_model, parse_container  # noqa: E402
 from refcodec.encoder.export import save_safetensors  # noqa: E402
 from refcodec.conformance.models import bound_model, random_model, ties_model  # noqa: E402
 
@@ -191,7 +191,7 @@ def _with_y(stream: bytes, y_data: bytes) -> bytes:
 
 def _broken_model(valid: bytes, edit) -> bytes:
     """The model file ``valid`` with its tensors changed by ``edit(tensors)``."""
-    meta, tensors = parse_safetensors(valid)
+    meta, tensors = parse_container(valid)
     tensors = {k: np.array(v) for k, v in tensors.items()}
     edit(tensors)
     return save_safetensors(tensors, meta)

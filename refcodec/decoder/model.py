@@ -8,9 +8,7 @@ spec §6.4. Nothing is allocated from an unchecked size field.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 
 from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
 from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
+from refcodec.decoder.conventions import clause, read_le, sha256
 from refcodec.decoder.errors import ModelError
 from refcodec.decoder.layers import CONTEXT_TAPS, Layer
 
@@ -94,13 +93,29 @@ def _no_constants(name):
     _fail(f"model header contains {name}, which is not JSON", "2.4")
 
 
-def parse_safetensors(data: bytes) -> tuple[dict, dict]:
-    """Split a safetensors file into (metadata, tensors) with every field checked (spec §6.1)."""
+@clause("6.1")
+def product(shape) -> int:
+    """Product (spec §6.1): the number of elements of a tensor of ``shape``."""
+    p = 1
+    for s in shape:
+        p *= s
+    return p
+
+
+@clause("6.1")
+def is_int(v) -> bool:
+    """IsInt (spec §6.1): an integer of the header, never true or false."""
+    return type(v) is int
+
+
+@clause("6.1")
+def parse_container(data: bytes) -> tuple[dict, dict]:
+    """ParseContainer (spec §6.1): split a safetensors file into (metadata, name -> tensor), every field checked."""
     if len(data) > MAX_MODEL_BYTES:
         _fail(f"model file is {len(data)} bytes, more than {MAX_MODEL_BYTES}", "6.1")
     if len(data) < 8:
         _fail("model file is shorter than its 8-byte header length", "6.1")
-    header_len = int.from_bytes(data[:8], "little")
+    header_len = read_le(data, 0, 8)
     if not 2 <= header_len <= MAX_HEADER_BYTES or 8 + header_len > len(data):
         _fail(f"model header length {header_len} is out of range", "6.1")
     try:
@@ -113,7 +128,7 @@ def parse_safetensors(data: bytes) -> tuple[dict, dict]:
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         _fail("model __metadata__ is not a map of strings", "6.1")
-    buffer = memoryview(data)[8 + header_len :]
+    start, length = 8 + header_len, len(data) - 8 - header_len
     spans, tensors = [], {}
     for name, entry in header.items():
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
@@ -121,28 +136,36 @@ def parse_safetensors(data: bytes) -> tuple[dict, dict]:
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if not isinstance(dtype, str) or dtype not in DTYPES:
             _fail(f"tensor {name!r} has unsupported dtype {dtype!r}", "6.1")
-        if (not isinstance(shape, list) or len(shape) > 4
-                or not all(type(s) is int and 0 <= s <= MAX_MODEL_BYTES for s in shape)):
+        if not isinstance(shape, list) or len(shape) > 4 or not all(is_int(s) and 0 <= s <= MAX_MODEL_BYTES
+                                                                     for s in shape):
             _fail(f"tensor {name!r} has an invalid shape", "6.1")
-        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets):
             _fail(f"tensor {name!r} has invalid data_offsets", "6.1")
         begin, end = offsets
-        if not 0 <= begin <= end <= len(buffer) or end - begin != math.prod(shape) * DTYPES[dtype].itemsize:
+        if not 0 <= begin <= end <= length or end - begin != product(shape) * DTYPES[dtype].itemsize:
             _fail(f"tensor {name!r} data_offsets do not match its shape or the file", "6.1")
         spans.append((begin, end))
-        tensors[name] = np.frombuffer(buffer[begin:end], dtype=DTYPES[dtype]).reshape(shape)
+        tensors[name] = tensor_values(data, dtype, shape, start + begin)
     position = 0
     for begin, end in sorted(spans):
         if begin != position:
             _fail("tensor data overlaps or leaves gaps", "6.1")
         position = end
-    if position != len(buffer):
+    if position != length:
         _fail("bytes after the last tensor's data", "6.1")
     return metadata, tensors
 
 
-def _tensor(tensors: dict, name: str, dtype: str, shape: tuple) -> np.ndarray:
-    """Fetch a required tensor and check its dtype and shape (spec §6.3)."""
+@clause("6.1")
+def tensor_values(data: bytes, dtype: str, shape: list, start: int) -> np.ndarray:
+    """TensorValues (spec §6.1): the little-endian elements of a tensor at byte ``start``, row-major, as an
+    array of ``shape`` (a read-only view of ``data``)."""
+    return np.frombuffer(data, dtype=DTYPES[dtype], count=product(shape), offset=start).reshape(shape)
+
+
+@clause("6.3")
+def get_tensor(tensors: dict, name: str, dtype: str, shape: tuple) -> np.ndarray:
+    """GetTensor (spec §6.3): a required tensor, its dtype and shape checked."""
     if name not in tensors:
         _fail(f"model has no tensor {name!r}", "6.3")
     t = tensors[name]
@@ -151,7 +174,9 @@ def _tensor(tensors: dict, name: str, dtype: str, shape: tuple) -> np.ndarray:
     return t
 
 
-def _int_param(metadata: dict, key: str) -> int:
+@clause("6.3")
+def channel_count(metadata: dict, key: str) -> int:
+    """ChannelCount (spec §6.2): N or M, 1 .. MAX_CHANNELS in ASCII digits without a leading zero."""
     value = metadata.get(key, "")
     if not (1 <= len(value) <= 3 and value.isascii() and value.isdigit() and value[0] != "0"
             and int(value) <= MAX_CHANNELS):
@@ -159,6 +184,7 @@ def _int_param(metadata: dict, key: str) -> int:
     return int(value)
 
 
+@clause("6.3")
 def layer_plan(arch: str, n: int, m: int) -> dict:
     """group -> [(kind, Cin, Cout, K, activation)] of an architecture, in order (spec §6.3)."""
     plan = {"synthesis": [("deconv", m, n, 5, "none"), ("igdn", n, n, 0, ""), ("deconv", n, n, 5, "none"),
@@ -178,51 +204,61 @@ def layer_plan(arch: str, n: int, m: int) -> dict:
     return plan
 
 
-def _check_conv(name: str, kind: str, weight, bias, shift):
-    """Load-time accumulator bound |bias| + 2^15 * sum|weight| <= 2^47 - 1 per output channel (spec §6.4)."""
-    w = np.abs(weight.astype(np.int64)).sum(axis=(0, 2, 3) if kind == "deconv" else (1, 2, 3))
-    if np.any(shift > MAX_SHIFT):
+@clause("6.4")
+def check_layer_bounds(layer: Layer, name: str) -> None:
+    """CheckLayerBounds (spec §6.4). Convolutions: |bias| + 2^15 * sum|weight| <= 2^47 - 1 per output
+    channel; IGDN: gamma >= 0, beta >= 1, beta + 2^30 * sum_j gamma <= 2^53 - 1; shifts at most 47."""
+    if np.any(layer.shift > MAX_SHIFT):
         _fail(f"{name}.shift exceeds {MAX_SHIFT}", "6.4")
+    if layer.kind == "igdn":
+        gamma, beta = layer.gamma, layer.beta
+        if np.any(gamma < 0) or np.any(beta < 1) or np.any(beta > NORM_BOUND):
+            _fail(f"{name} needs gamma >= 0 and beta >= 1", "6.4")
+        if np.any(gamma.astype(np.int64).sum(axis=1) > (NORM_BOUND - beta) >> 30):  # no int64 overflow
+            _fail(f"{name} can overflow its 53-bit norm", "6.4")
+        return
+    bias = layer.bias
+    w = np.abs(layer.weight.astype(np.int64)).sum(axis=(0, 2, 3) if layer.kind == "deconv" else (1, 2, 3))
     if np.any(bias < -ACC_BOUND) or np.any(bias > ACC_BOUND) or np.any(np.abs(bias) + ACT_ABS_MAX * w > ACC_BOUND):
         _fail(f"{name} can overflow its 48-bit accumulator", "6.4")
 
 
-def _check_igdn(name: str, gamma, beta, shift):
-    """Load-time bounds gamma >= 0, beta >= 1, beta + 2^30 * sum_j gamma <= 2^53 - 1 (spec §6.4)."""
-    if np.any(shift > MAX_SHIFT):
-        _fail(f"{name}.shift exceeds {MAX_SHIFT}", "6.4")
-    if np.any(gamma < 0) or np.any(beta < 1) or np.any(beta > NORM_BOUND):
-        _fail(f"{name} needs gamma >= 0 and beta >= 1", "6.4")
-    if np.any(gamma.astype(np.int64).sum(axis=1) > (NORM_BOUND - beta) >> 30):  # no int64 overflow
-        _fail(f"{name} can overflow its 53-bit norm", "6.4")
-
-
-def _check_context_mask(weight):
-    """The context convolution's taps at and after the centre are 0 (spec §6.4, §5.8)."""
+@clause("6.4")
+def check_context_mask(layer: Layer) -> None:
+    """CheckContextMask (spec §6.4, §5.8): the context convolution's taps at and after the centre are 0."""
     allowed = np.zeros((5, 5), bool)
     for ky, kx in CONTEXT_TAPS:
         allowed[ky, kx] = True
-    if np.any(weight[:, :, ~allowed]):
+    if np.any(layer.weight[:, :, ~allowed]):
         _fail("context.0.weight has a non-zero tap at or after the centre (mask type A)", "6.4")
 
 
-def _layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> Layer:
-    """One layer of spec §6.3, its tensors checked against the bounds of spec §6.4."""
-    shift = _tensor(tensors, f"{name}.shift", "U8", (cout,))
+@clause("6.4")
+def check_scale_bound(scale_bound: np.ndarray) -> None:
+    """CheckScaleBound (spec §6.4): entropy.y.scale_bound is strictly increasing."""
+    if np.any(np.diff(scale_bound.astype(np.int64)) <= 0):
+        _fail("entropy.y.scale_bound is not strictly increasing", "6.4")
+
+
+@clause("6.3")
+def load_layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> Layer:
+    """LoadLayer (spec §6.3): one layer, its tensors checked against the bounds of spec §6.4."""
+    shift = get_tensor(tensors, f"{name}.shift", "U8", (cout,))
     if kind == "igdn":
-        gamma = _tensor(tensors, f"{name}.gamma", "I32", (cout, cin))
-        beta = _tensor(tensors, f"{name}.beta", "I64", (cout,))
-        _check_igdn(name, gamma, beta, shift)
-        return Layer(kind, shift, gamma=gamma, beta=beta)
-    shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
-    weight = _tensor(tensors, f"{name}.weight", "I16", shape)
-    bias = _tensor(tensors, f"{name}.bias", "I64", (cout,))
-    _check_conv(name, kind, weight, bias, shift)
-    return Layer(kind, shift, activation, weight, bias)
+        layer = Layer(kind, shift, gamma=get_tensor(tensors, f"{name}.gamma", "I32", (cout, cin)),
+                      beta=get_tensor(tensors, f"{name}.beta", "I64", (cout,)))
+    else:
+        shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
+        layer = Layer(kind, shift, activation, get_tensor(tensors, f"{name}.weight", "I16", shape),
+                      get_tensor(tensors, f"{name}.bias", "I64", (cout,)))
+    check_layer_bounds(layer, name)
+    return layer
 
 
-def _table(tensors: dict, name: str, rows: int | None) -> CdfTable:
-    """The CDF table ``name`` (spec §4.1) with ``rows`` rows (None: 1 .. MAX_SCALE_LEVELS), checked (§4.2)."""
+@clause("6.3")
+def load_table(tensors: dict, name: str, rows: int | None) -> CdfTable:
+    """LoadTable (spec §6.3): the CDF table ``name`` (spec §4.1) with ``rows`` rows (None: 1 ..
+    MAX_SCALE_LEVELS), checked (§4.2)."""
     cdf = tensors.get(f"{name}.cdf")
     shape = cdf.shape if cdf is not None and cdf.ndim == 2 else (0, 0)
     if cdf is not None and not 2 <= shape[1] <= MAX_CDF_LENGTH:  # before reading any row (spec §4.2)
@@ -231,40 +267,39 @@ def _table(tensors: dict, name: str, rows: int | None) -> CdfTable:
         rows = shape[0]
         if cdf is not None and not 1 <= rows <= MAX_SCALE_LEVELS:
             _fail(f"{name}.cdf has {rows} rows, outside 1..{MAX_SCALE_LEVELS}", "6.3")
-    return cdf_table_check(_tensor(tensors, f"{name}.cdf", "I32", (rows, shape[1])),
-                       _tensor(tensors, f"{name}.cdf_length", "I32", (rows,)),
-                       _tensor(tensors, f"{name}.offset", "I32", (rows,)), name)
+    return cdf_table_check(get_tensor(tensors, f"{name}.cdf", "I32", (rows, shape[1])),
+                           get_tensor(tensors, f"{name}.cdf_length", "I32", (rows,)),
+                           get_tensor(tensors, f"{name}.offset", "I32", (rows,)), name)
 
 
+@clause("6.3")
 def load_model(data: bytes) -> Model:
-    """Parse and check a model file (spec §6); raises ModelError naming the clause."""
-    model_id = hashlib.sha256(data).digest()
-    metadata, tensors = parse_safetensors(data)
+    """LoadModel (spec §6.3): parse and check a model file (spec §6); raises ModelError naming the clause."""
+    model_id = sha256(data)
+    metadata, tensors = parse_container(data)
     if metadata.get("format") != "refcodec" or metadata.get("format_version") != "1":
         _fail("not a refcodec model file (format/format_version metadata)", "6.2")
     arch = metadata.get("architecture")
     if arch not in ARCHITECTURES:
         _fail(f"unknown architecture {arch!r}", "6.2")
-    n, m = _int_param(metadata, "N"), _int_param(metadata, "M")
-
-    groups = {group: [_layer(tensors, f"{group}.{k}", *spec) for k, spec in enumerate(plan)]
+    n, m = channel_count(metadata, "N"), channel_count(metadata, "M")
+    groups = {group: [load_layer(tensors, f"{group}.{k}", *spec) for k, spec in enumerate(plan)]
               for group, plan in layer_plan(arch, n, m).items()}
     if "context" in groups:
-        _check_context_mask(groups["context"][0].weight)
+        check_context_mask(groups["context"][0])
     known = {f"{g}.{k}.{p}" for g, ls in groups.items() for k, layer in enumerate(ls) for p in layer.tensors()}
     z_table, scale_bound = None, np.zeros(0, np.int32)
     if arch == "factorized":
-        y_table = _table(tensors, "entropy.y", m)
+        y_table = load_table(tensors, "entropy.y", m)
     else:
-        z_table = _table(tensors, "entropy.z", n)
-        y_table = _table(tensors, "entropy.y", None)
-        scale_bound = _tensor(tensors, "entropy.y.scale_bound", "I32", (y_table.rows - 1,))
-        if np.any(np.diff(scale_bound.astype(np.int64)) <= 0):
-            _fail("entropy.y.scale_bound is not strictly increasing", "6.4")
+        z_table = load_table(tensors, "entropy.z", n)
+        y_table = load_table(tensors, "entropy.y", None)
+        scale_bound = get_tensor(tensors, "entropy.y.scale_bound", "I32", (y_table.rows - 1,))
+        check_scale_bound(scale_bound)
         known |= {"entropy.y.scale_bound"} | {f"entropy.z.{p}" for p in ("cdf", "cdf_length", "offset")}
     mean_shift = 0
     if arch in MEAN_ARCHITECTURES and "entropy.y.mean_shift" in tensors:
-        mean_shift = int(_tensor(tensors, "entropy.y.mean_shift", "U8", (1,))[0])
+        mean_shift = int(get_tensor(tensors, "entropy.y.mean_shift", "U8", (1,))[0])
         if mean_shift > MAX_MEAN_SHIFT:
             _fail(f"entropy.y.mean_shift is {mean_shift}, more than {MAX_MEAN_SHIFT}", "6.4")
         known.add("entropy.y.mean_shift")
@@ -328,7 +363,7 @@ _loaded = Lru(8)
 
 def model_from_bytes(data: bytes) -> Model:
     """The checked model of a model file's bytes, loaded once while it is among the recently used."""
-    return _loaded.get(hashlib.sha256(data).digest(), lambda: load_model(data))
+    return _loaded.get(sha256(data), lambda: load_model(data))
 
 
 def model_from_file(path) -> Model:
@@ -367,7 +402,7 @@ def file_identity(path) -> bytes | None:
     except OSError:
         return None
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    return _identities.get(key, lambda: hashlib.sha256(read_model_file(path)).digest())
+    return _identities.get(key, lambda: sha256(read_model_file(path)))
 
 
 def find_model(model_id: bytes, model_files=()) -> Model:
@@ -378,6 +413,6 @@ def find_model(model_id: bytes, model_files=()) -> Model:
     for path in list(model_files) + list(shipped_model_paths().values()):
         if file_identity(path) in (model_id, None):
             data = read_model_file(path)
-            if hashlib.sha256(data).digest() == model_id:
+            if sha256(data) == model_id:
                 return model_from_bytes(data)
     raise ModelError(f"the stream needs model {model_id.hex()}, which is not available", "6.5")

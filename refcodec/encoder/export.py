@@ -25,7 +25,7 @@ from refcodec.encoder.cdf import build_table
 from refcodec.encoder.encode import pad_to_stride
 from refcodec.image import to_rgb_array, write_atomic
 from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, DTYPES, MAX_SHIFT, MEAN_ARCHITECTURES, NORM_BOUND,
-                                    layer_plan, parse_safetensors)
+                                    layer_plan, parse_container)
 
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
@@ -68,7 +68,7 @@ def float_params(checkpoint: bytes) -> tuple[dict, dict]:
 
     The metadata's ``record.arch`` names the architecture (absent: factorized).
     """
-    meta, t = parse_safetensors(checkpoint)
+    meta, t = parse_container(checkpoint)
     t = {k: v.astype(np.float64) for k, v in t.items()}
     p = {}
     for src, dst in (("g_a", "analysis"), ("g_s", "synthesis")):
