@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from refcodec.conformance import runner as conform
+from refcodec.conformance import cli as conform
 from refcodec.decoder import decoding as decoder
 from refcodec.encoder import encode as encoder
 from refcodec.decoder.bitstream import parse_stream

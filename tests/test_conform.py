@@ -1,4 +1,4 @@
-"""The conformance runner (refcodec/conform.py): refcodec's own decoder passes every
+"""The conformance runner (refcodec.conformance): refcodec's own decoder passes every
 golden vector and random streams, and decoders that are wrong in the usual ways are
 caught, down to the first intermediate stage (spec §9.4) where they go wrong.
 
@@ -21,7 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refcodec.conformance.runner import Case, UsageError, build_command, error_class_note, first_divergent_stage, last_line, main, parse_template, random_case, shrink
+from refcodec.conformance import UsageError
+from refcodec.conformance.cli import main
+from refcodec.conformance.harness import build_command, last_line, parse_template
+from refcodec.conformance.judge import error_class_note, first_divergent_stage
+from refcodec.conformance.random_streams import Case, random_case, shrink
 from refcodec.decoder.decoding import stage_bytes
 from refcodec.decoder.model import ARCHITECTURES
 
