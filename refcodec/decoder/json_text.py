@@ -8,7 +8,7 @@ citing §2.7. There is one function per procedure of the spec, named after it (`
 :func:`json_string`), and the parser's state ``p`` is a :class:`JsonText` with ``text`` and
 ``pos``, as the pseudocode's ``p["text"]`` and ``p["pos"]``.
 
-Plain Python, no NumPy. Two things differ from the pseudocode in how, never in what: runs of
+Plain Python. Two things differ from the pseudocode in how, never in what: runs of
 whitespace and of unescaped string characters are found with one regular expression each
 instead of one code point at a time, and a string is built from a list of pieces joined at
 its end, so a header of 2^20 bytes costs linear time. Recursion is two frames per level of
@@ -20,15 +20,8 @@ from __future__ import annotations
 
 import re
 
+from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import ModelError
-
-
-def clause(number: str):
-    """Mark a function as the implementation of the spec procedure of the same name (CamelCase) in ``number``."""
-    def mark(fn):
-        fn.spec_clause = number
-        return fn
-    return mark
 
 
 CLAUSE = "2.7"

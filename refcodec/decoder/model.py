@@ -20,6 +20,7 @@ from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
 from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
 from refcodec.decoder.conventions import clause, read_le, sha256
 from refcodec.decoder.errors import ModelError
+from refcodec.decoder.json_text import parse_json
 from refcodec.decoder.layers import CONTEXT_TAPS, Layer
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
@@ -82,17 +83,6 @@ def _fail(what: str, clause: str):
     raise ModelError(what, clause)
 
 
-def _no_duplicates(pairs):
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        _fail("model header has a duplicate key", "2.4")
-    return dict(pairs)
-
-
-def _no_constants(name):
-    _fail(f"model header contains {name}, which is not JSON", "2.4")
-
-
 @clause("6.1")
 def product(shape) -> int:
     """Product (spec §6.1): the number of elements of a tensor of ``shape``."""
@@ -118,11 +108,7 @@ def parse_container(data: bytes) -> tuple[dict, dict]:
     header_len = read_le(data, 0, 8)
     if not 2 <= header_len <= MAX_HEADER_BYTES or 8 + header_len > len(data):
         _fail(f"model header length {header_len} is out of range", "6.1")
-    try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"), object_pairs_hook=_no_duplicates,
-                            parse_constant=_no_constants)
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        _fail("model header is not a UTF-8 JSON object", "6.1")
+    header = parse_json(data[8 : 8 + header_len])
     if not isinstance(header, dict):
         _fail("model header is not a JSON object", "6.1")
     metadata = header.pop("__metadata__", {})
