@@ -1,8 +1,13 @@
-"""Golden vectors (vectors/): both decoders reproduce every vector's pixels exactly,
-and report the required error class for every negative vector."""
+"""Golden vectors (vectors/): both decoders reproduce every vector's pixels exactly, and report
+the required error class for every negative vector; refcodec's command-line decoder, run in this
+process, passes every vector as the conformance runner judges a decoder (spec §9.1, §9.4).
+tests/test_conform.py runs a sample of the vectors through the runner, decoder in a subprocess."""
 
+import contextlib
 import hashlib
+import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,10 @@ import pytest
 from PIL import Image
 
 from refcodec import decode
+from refcodec.cli import main as refcodec_main
+from refcodec.conformance.harness import Config, Outcome, last_line
+from refcodec.conformance.judge import judge
+from refcodec.conformance.suite import STAGE_SUFFIX, load_vectors
 from refcodec.decoder.errors import RefcodecError
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -40,20 +49,30 @@ def test_vector(entry, impl):
     assert np.array_equal(np.asarray(Image.open(folder / "expected.png").convert("RGB")), pixels)
 
 
-POSITIVE = [e for e in INDEX if not e["name"].startswith("neg-")]
+@pytest.fixture(scope="module")
+def suite() -> dict:
+    """name -> Vector, as the runner loads them: every stream and model checked against its manifest."""
+    return {vector.name: vector for vector in load_vectors(VECTORS, [])}
 
 
-@pytest.mark.parametrize("entry", POSITIVE, ids=[e["name"] for e in POSITIVE])
-def test_dumped_stages_match_the_manifest(entry, tmp_path):
-    """`refcodec decode --dump-stages` writes every stage of spec §9.4 with the manifest's checksums."""
-    from refcodec.cli import main
-
-    manifest = json.loads((VECTORS / entry["manifest"]).read_text())
-    folder = (VECTORS / entry["manifest"]).parent
-    dump = tmp_path / "stages"
-    assert main(["decode", "--dump-stages", str(dump), "--model-file", str(VECTORS / manifest["model"]),
-                 str(folder / "stream.rcdc"), str(tmp_path / "out.png")]) == 0
-    for stage in manifest["stages"]:
-        data = (dump / f"{stage['name']}.i32").read_bytes()
-        assert len(data) == 4 * int(np.prod(stage["shape"])) and hashlib.sha256(data).hexdigest() == stage["sha256"]
-    assert sorted(p.stem for p in dump.iterdir()) == sorted(s["name"] for s in manifest["stages"])
+@pytest.mark.parametrize("entry", INDEX, ids=[e["name"] for e in INDEX])
+def test_own_decoder_passes_as_the_runner_judges(entry, suite, tmp_path):
+    """`refcodec decode` in this process (with ``--dump-stages`` for a positive vector), judged as
+    `refcodec conform` judges a decoder: exit status, the SHA-256 of the raw RGB output, and every
+    stage of spec §9.4; for a negative vector the error class on stderr and no output file."""
+    vector = suite[entry["name"]]
+    output, dump = tmp_path / "output.rgb", tmp_path / "stages"
+    stages = [] if vector.negative else ["--dump-stages", str(dump)]
+    stderr, start = io.StringIO(), time.monotonic()
+    with contextlib.redirect_stderr(stderr):
+        status = refcodec_main(["decode", *stages, "--model-file", str(vector.model), str(vector.stream),
+                                str(output)])
+    outcome = Outcome(status, last_line(stderr.getvalue().encode()), time.monotonic() - start)
+    result = judge(vector, outcome, output, dump, Config([], "rgb", tmp_path / "diffs", dump=not vector.negative))
+    assert result.passed, result.detail
+    if vector.negative:
+        assert result.note == f"reported {vector.manifest['expected_error']} as expected"
+    else:
+        assert result.detail == f"pixels match; all {len(vector.manifest['stages'])} stages match"
+        names = sorted(stage["name"] + STAGE_SUFFIX for stage in vector.manifest["stages"])
+        assert sorted(path.name for path in dump.iterdir()) == names
