@@ -28,7 +28,7 @@ from refcodec.conformance.suite import (DEFAULT_VECTORS, index_entry, positive_m
                                         write_vector_folder)
 from refcodec.decoder.bitstream import (FIXED_BYTES, HEADER_BYTES, MAX_CHANNELS, MAX_WORDS_PER_VALUE,
                                         hyper_size)
-from refcodec.decoder.conventions import sha256
+from refcodec.decoder.conventions import read_le, sha256
 from refcodec.decoder.errors import RefcodecError
 from refcodec.decoder.model import ARCHITECTURES, MODELS_DIR, load_model, parse_container
 from refcodec.encoder import encode as encoder, rans
@@ -351,7 +351,7 @@ def negative_vectors(model_path: Path):
 
 def _overlap(model: bytes) -> bytes:
     """The model with the data_offsets of its first two tensors (by offset) shifted to overlap by 4 bytes."""
-    n = int.from_bytes(model[:8], "little")
+    n = read_le(model, 0, 8)  # header_length (spec §6.1)
     header = json.loads(model[8:8 + n])
     first, second = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0])[:2]
     begin, end = header[second]["data_offsets"]
@@ -362,14 +362,14 @@ def _overlap(model: bytes) -> bytes:
 
 def _header_edit(model: bytes, edit) -> bytes:
     """The model file with its JSON header text changed by ``edit(bytes) -> bytes``, header_length updated."""
-    n = int.from_bytes(model[:8], "little")
+    n = read_le(model, 0, 8)  # header_length (spec §6.1)
     header = edit(model[8:8 + n])
     return len(header).to_bytes(8, "little") + header + model[8 + n:]
 
 
 def _hyper_parts(stream: bytes) -> tuple:
     """(the fixed header, z_data, y_data) of a stream with a z sub-stream (spec §7.1)."""
-    z_length = int.from_bytes(stream[FIXED_BYTES:FIXED_BYTES + 4], "little")
+    z_length = read_le(stream, FIXED_BYTES, 4)
     z_end = FIXED_BYTES + 4 + z_length
     return stream[:FIXED_BYTES], stream[FIXED_BYTES + 4:z_end], stream[z_end + 4:]
 
