@@ -27,7 +27,12 @@ SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/da
 
 def cmd_encode(args) -> None:
     original = to_rgb_array(args.input)
-    stream, recon = encoder.encode(original, model=args.model, impl=args.impl, return_reconstruction=True)
+    quality = args.quality
+    for measure, target in (("bpp", args.target_bpp), ("psnr", args.target_psnr)):
+        if target is not None:
+            quality = encoder.search_quality(original, args.model, target, measure, args.impl)
+    stream, recon = encoder.encode(original, model=args.model, impl=args.impl, return_reconstruction=True,
+                                   quality=quality)
     write_atomic(args.output, stream)
     h, w, _ = recon.shape
     print(f"{args.output}: {len(stream)} bytes, {8 * len(stream) / (w * h):.4f} bpp, "
@@ -64,6 +69,8 @@ def cmd_info(args) -> None:
     lat_h, lat_w = h.latent_shape
     arch = {code: name for name, code in ARCHITECTURES.items()}[h.architecture]
     print(f"version       {h.version}\narchitecture  {h.architecture} ({arch})\nmodel_id      {h.model_id.hex()}")
+    if h.quality is not None:
+        print(f"quality       {h.quality + 1} (level {h.quality})")
     try:
         m = find_model(h.model_id, args.model_file)
         print(f"model         {m.name} ({m.architecture}, N={m.n} M={m.m})")
@@ -82,7 +89,8 @@ def cmd_models(args) -> None:
     for name, m in shipped_models().items():
         figures = kodak_figures(m)
         rd = f"{figures['bpp']:.4f} bpp {figures['psnr']:.2f} dB on Kodak" if figures else "not measured on Kodak"
-        print(f"{name:<12} {m.architecture:<11} N={m.n} M={m.m}  {rd}")
+        levels = f"qualities 1-{m.levels}" if m.levels else "single rate"
+        print(f"{name:<12} {m.architecture:<11} N={m.n} M={m.m}  {levels:<14} {rd}")
 
 
 def cmd_demo(args) -> None:
@@ -104,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("output")
     e.add_argument("--model", default=DEFAULT_MODEL,
                    help="shipped model name (see 'refcodec models') or model file path")
+    rate = e.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=int, metavar="Q",
+                      help="quality level 1..L of a model with levels (default: the middle one)")
+    rate.add_argument("--target-bpp", type=float, metavar="B", help="the quality whose bpp is nearest to B")
+    rate.add_argument("--target-psnr", type=float, metavar="P", help="the quality whose PSNR is nearest to P dB")
     d = sub.add_parser("decode", help="refcodec stream -> PNG (or raw RGB for .rgb/.raw)")
     d.add_argument("input")
     d.add_argument("output")

@@ -34,7 +34,7 @@ def _patched(stream: bytes, pos: int, value: bytes) -> bytes:
 
 @pytest.mark.parametrize("pos, value, clause", [
     (0, b"RIFF", "7.2"),  # wrong magic
-    (4, b"\x02", "7.2"),  # unknown version
+    (4, b"\x03", "7.2"),  # unknown version
     (5, b"\x04", "7.2"),  # reserved architecture
     (5, b"\xff", "7.2"),  # reserved architecture
     (38, (0).to_bytes(2, "little"), "7.3"),  # width 0

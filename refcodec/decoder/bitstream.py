@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refcodec.decoder.conventions import clause
+from refcodec.decoder.conventions import clause, read_le
 from refcodec.decoder.errors import StreamError
 
 MAGIC = b"RCDC"  # spec §7.1
-VERSION = 1
+VERSIONS = (1, 2)  # spec §7.2: version 2 (edition 4) adds the quality field
 ARCHITECTURE_CODES = (0, 1, 2, 3)  # factorized, hyperprior, mean-scale, joint (spec §7.2)
 MAX_DIMENSION = 4096  # spec §7.3
 STRIDE = 16  # total stride of the synthesis transform (spec §8.2)
 HYPER_STRIDE = 4  # total stride of the hyper-synthesis transform (spec §8.2)
-FIXED_BYTES = 42  # magic .. height (spec §7.1)
+FIXED_BYTES = 42  # magic .. height of a version-1 stream (spec §7.1); version 2 has one byte more
 HEADER_BYTES = 46  # the whole header of a factorized stream: magic .. y_length
 MAX_CHANNELS = 512  # spec §6.2: no model has more channels
 MAX_WORDS_PER_VALUE = 10  # symbol, nibble count, 8 raw nibbles: one word each at most (spec §8.3)
@@ -33,10 +33,12 @@ def hyper_size(lat_h: int, lat_w: int) -> tuple:
 
 @dataclass(frozen=True)
 class StreamHeader:
-    """The fields of spec §7.1, plus the sub-streams; ``z_data`` is None for architecture 0."""
+    """The fields of spec §7.1, plus the sub-streams; ``z_data`` is None for architecture 0,
+    ``quality`` for version 1."""
 
     version: int
     architecture: int
+    quality: int | None
     model_id: bytes
     width: int
     height: int
@@ -79,19 +81,24 @@ def parse_stream(data: bytes) -> StreamHeader:
     if data[:4] != MAGIC:
         raise StreamError(f"not a refcodec stream: magic is {bytes(data[:4])!r}, expected {MAGIC!r}", "7.2")
     version, architecture = data[4], data[5]
-    if version != VERSION:
-        raise StreamError(f"stream version {version} is not supported (this decoder reads {VERSION})", "7.2")
+    if version not in VERSIONS:
+        raise StreamError(f"stream version {version} is not supported (this decoder reads {VERSIONS})", "7.2")
     if architecture not in ARCHITECTURE_CODES:
         raise StreamError(f"architecture code {architecture} is reserved", "7.2")
-    model_id = bytes(data[6:38])
-    width, height = int.from_bytes(data[38:40], "little"), int.from_bytes(data[40:42], "little")
+    pos, quality = 6, None
+    if version == 2:
+        if len(data) < FIXED_BYTES + 1:
+            raise StreamError(f"stream of {len(data)} bytes is shorter than its {FIXED_BYTES + 1}-byte header", "7.1")
+        pos, quality = 7, data[6]
+    model_id = bytes(data[pos : pos + 32])
+    width, height = read_le(data, pos + 32, 2), read_le(data, pos + 34, 2)
     for name, value in (("width", width), ("height", height)):
         if not 1 <= value <= MAX_DIMENSION:
             raise StreamError(f"{name} {value} is outside 1..{MAX_DIMENSION}", "7.3")
-    header = StreamHeader(version, architecture, model_id, width, height, None, b"")
-    (lat_h, lat_w), (z_h, z_w) = header.latent_shape, header.hyper_shape
-    z_data, pos = None, FIXED_BYTES
+    (lat_h, lat_w) = latent_size(height, width)
+    z_h, z_w = hyper_size(lat_h, lat_w)
+    z_data, pos = None, pos + 36
     if architecture != 0:
         z_data, pos = read_sub_stream(data, pos, "z", False, z_h * z_w)
     y_data, _ = read_sub_stream(data, pos, "y", True, lat_h * lat_w)
-    return StreamHeader(version, architecture, model_id, width, height, z_data, y_data)
+    return StreamHeader(version, architecture, quality, model_id, width, height, z_data, y_data)

@@ -28,9 +28,12 @@ from typing import Callable
 
 from refcodec.decoder import latents, layers, rans
 from refcodec.decoder.bitstream import StreamHeader, parse_stream
-from refcodec.decoder.conventions import clause
+from refcodec.decoder.conventions import clause, clip3, round2
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.errors import StreamError
 from refcodec.decoder.model import Model, find_model
+
+GAIN_SHIFT = 16  # spec §8.11: quality gains are in units of 2^-16
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,24 @@ def kernels(impl: str) -> Implementation:
 
 
 def check_architecture(header: StreamHeader, model: Model) -> None:
-    """The stream's architecture code must be the model's (spec §8.1)."""
+    """The stream's architecture code must be the model's, and its quality one of the model's levels (spec §8.1)."""
     if model.code != header.architecture:
         raise StreamError(f"stream architecture {header.architecture} does not match model "
                           f"architecture {model.architecture!r} ({model.code})", "8.1")
+    if header.quality is not None and header.quality >= model.levels:
+        raise StreamError(f"stream quality {header.quality} is not a level of the model, which has {model.levels}", "8.1")
+
+
+@clause("8.11")
+def apply_gain(x: np.ndarray, gain_row: np.ndarray) -> np.ndarray:
+    """ApplyGain (spec §8.11): Clip3(ACT_MIN, ACT_MAX, Round2(x[c] * gain_row[c], GAIN_SHIFT)) per channel c."""
+    return clip3(ACT_MIN, ACT_MAX, round2(x * gain_row.astype(np.int64)[:, None, None], GAIN_SHIFT))
+
+
+def gained(x: np.ndarray, gain: np.ndarray | None, quality: int | None) -> np.ndarray:
+    """The input of the next transform: x with the gains of level ``quality`` (spec §8.11), x itself for a
+    stream without a quality (version 1)."""
+    return x if quality is None else apply_gain(x, gain[quality])
 
 
 @clause("8.6")
@@ -86,7 +103,7 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
     if model.architecture == "factorized":
         return {"y_hat": latents.decode_latents(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y", entropy)}
     z_hat = latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
-    params = latents.hyper_synthesis(z_hat, model, lat_h, lat_w, layer_impl)
+    params = latents.hyper_synthesis(gained(z_hat, model.z_gain, header.quality), model, lat_h, lat_w, layer_impl)
     if model.architecture == "joint":
         y_hat = kit.decode_joint(header.y_data, model, params)
     else:
@@ -97,9 +114,10 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
 def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
     """Every intermediate stage of spec §9.4, in decoding order: name -> int64 array (C, H, W).
 
-    z_hat, hyper_synthesis, table_index, mean (not for factorized; mean only with means),
-    y_hat, synthesis.0 .. synthesis.6 (the last before cropping). For joint, the table rows
-    and means are those of §8.10 step 4, computed here from the decoded y_hat at once (§5.8).
+    z_hat, z_gain, hyper_synthesis, table_index, mean (not for factorized; z_gain only with a
+    quality, mean only with means), y_hat, y_gain (only with a quality), synthesis.0 .. synthesis.6
+    (the last before cropping). For joint, the table rows and means are those of §8.10 step 4,
+    computed here from the decoded y_hat at once (§5.8).
     """
     header, model = open_stream(data, model_files, impl)
     decoded = decode_y(header, model, impl)
@@ -110,11 +128,17 @@ def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
         if model.architecture == "joint":
             params = latents.joint_params(decoded["y_hat"], params, model, layer_impl)
         rows, means = latents.gaussian_params(params, model)
-        out.update({"z_hat": decoded["z_hat"], "hyper_synthesis": decoded["params"], "table_index": rows})
+        out["z_hat"] = decoded["z_hat"]
+        if header.quality is not None:
+            out["z_gain"] = gained(decoded["z_hat"], model.z_gain, header.quality)
+        out.update({"hyper_synthesis": decoded["params"], "table_index": rows})
         if model.architecture != "hyperprior":
             out["mean"] = means
     out["y_hat"] = decoded["y_hat"]
-    for k, x in enumerate(layer_impl.run_layers(decoded["y_hat"], model.synthesis)):
+    y_in = gained(decoded["y_hat"], model.y_gain, header.quality)
+    if header.quality is not None:
+        out["y_gain"] = y_in
+    for k, x in enumerate(layer_impl.run_layers(y_in, model.synthesis)):
         out[f"synthesis.{k}"] = x.astype(np.int64)
     return out
 
@@ -148,5 +172,5 @@ def open_stream(data: bytes, model_files=(), impl: str = "reference") -> tuple:
 def decode_stream(data: bytes, model_files=(), impl: str = "reference") -> np.ndarray:
     """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array."""
     header, model = open_stream(data, model_files, impl)
-    y_hat = decode_y(header, model, impl)["y_hat"]
+    y_hat = gained(decode_y(header, model, impl)["y_hat"], model.y_gain, header.quality)
     return crop(synthesis(y_hat, model.synthesis, impl), header.width, header.height)

@@ -42,6 +42,8 @@ DTYPES = {
 ARCHITECTURES = {"factorized": 0, "hyperprior": 1, "mean-scale": 2, "joint": 3}  # spec §6.2 -> stream code §7.2
 MAX_SCALE_LEVELS = 256  # spec §6.3: rows of the y table of the hyperprior architectures
 MAX_MEAN_SHIFT = 8  # spec §6.3: largest entropy.y.mean_shift
+MAX_QUALITY_LEVELS = 64  # spec §6.3: rows of quality.y_gain
+MAX_GAIN = 1 << 24  # spec §6.4: largest quality gain, in units of 2^-GAIN_SHIFT
 MEAN_ARCHITECTURES = ("mean-scale", "joint")  # spec §6.3, §8.8: h_s predicts means; entropy.y.mean_shift allowed
 ENCODER_PREFIX = "encoder."
 
@@ -70,8 +72,15 @@ class Model:
     z_table: CdfTable | None
     scale_bound: np.ndarray
     mean_shift: int
+    y_gain: np.ndarray | None  # quality.y_gain [L, M] (spec §6.3, §8.11), None without quality levels
+    z_gain: np.ndarray | None  # quality.z_gain [L, N]
     encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
     metadata: dict = field(repr=False)
+
+    @property
+    def levels(self) -> int:
+        """L, the number of quality levels (spec §6.3); 0 for a model without them."""
+        return 0 if self.y_gain is None else self.y_gain.shape[0]
 
     @property
     def code(self) -> int:
@@ -190,6 +199,34 @@ def layer_plan(arch: str, n: int, m: int) -> dict:
     return plan
 
 
+@clause("6.3")
+def load_gains(tensors: dict, arch: str, n: int, m: int) -> tuple:
+    """LoadGains (spec §6.3): (quality.y_gain, quality.z_gain) of a model with quality levels, checked (§6.4);
+    (None, None) without. Both or neither, z only for the architectures with a hyperprior, the same L rows."""
+    if "quality.y_gain" not in tensors and "quality.z_gain" not in tensors:
+        return None, None
+    if "quality.y_gain" not in tensors:
+        _fail("quality.z_gain without quality.y_gain", "6.3")
+    y = tensors["quality.y_gain"]
+    if y.ndim != 2:
+        _fail(f"tensor 'quality.y_gain' must be I32 [L, {m}]", "6.3")
+    levels = y.shape[0]
+    if not 1 <= levels <= MAX_QUALITY_LEVELS:
+        _fail(f"quality.y_gain has {levels} rows (quality levels), outside 1..{MAX_QUALITY_LEVELS}", "6.3")
+    y_gain = get_tensor(tensors, "quality.y_gain", "I32", (levels, m))
+    z_gain = None if arch == "factorized" else get_tensor(tensors, "quality.z_gain", "I32", (levels, n))
+    check_gains(y_gain, z_gain)
+    return y_gain, z_gain
+
+
+@clause("6.4")
+def check_gains(y_gain: np.ndarray, z_gain: np.ndarray | None) -> None:
+    """CheckGains (spec §6.4): every quality gain lies in 1 .. MAX_GAIN."""
+    for name, gain in (("quality.y_gain", y_gain), ("quality.z_gain", z_gain)):
+        if gain is not None and (np.any(gain < 1) or np.any(gain > MAX_GAIN)):
+            _fail(f"{name} has a gain outside 1..{MAX_GAIN}", "6.4")
+
+
 @clause("6.4")
 def check_layer_bounds(layer: Layer, name: str) -> None:
     """CheckLayerBounds (spec §6.4). Convolutions: |bias| + 2^15 * sum|weight| <= 2^47 - 1 per output
@@ -289,6 +326,8 @@ def load_model(data: bytes) -> Model:
         if mean_shift > MAX_MEAN_SHIFT:
             _fail(f"entropy.y.mean_shift is {mean_shift}, more than {MAX_MEAN_SHIFT}", "6.4")
         known.add("entropy.y.mean_shift")
+    y_gain, z_gain = load_gains(tensors, arch, n, m)
+    known |= {name for name, gain in (("quality.y_gain", y_gain), ("quality.z_gain", z_gain)) if gain is not None}
     known |= {f"entropy.y.{p}" for p in ("cdf", "cdf_length", "offset")}
     for name in tensors:
         if name not in known and not name.startswith(ENCODER_PREFIX):
@@ -296,7 +335,7 @@ def load_model(data: bytes) -> Model:
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
     return Model(model_id, metadata.get("name", ""), arch, n, m, groups["synthesis"], y_table,
                  groups.get("hyper_synthesis", []), groups.get("context", []), groups.get("entropy_parameters", []),
-                 z_table, scale_bound, mean_shift, encoder, metadata)
+                 z_table, scale_bound, mean_shift, y_gain, z_gain, encoder, metadata)
 
 
 # ---------------------------------------------------------------------------

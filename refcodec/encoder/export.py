@@ -24,8 +24,9 @@ from refcodec.encoder import floatnet
 from refcodec.encoder.cdf import build_table
 from refcodec.encoder.encode import pad_to_stride
 from refcodec.image import to_rgb_array, write_atomic
-from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, DTYPES, MAX_SHIFT, MEAN_ARCHITECTURES, NORM_BOUND,
-                                    layer_plan, parse_container)
+from refcodec.decoder.decoding import GAIN_SHIFT
+from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, DTYPES, MAX_GAIN, MAX_SHIFT, MEAN_ARCHITECTURES,
+                                    NORM_BOUND, layer_plan, parse_container)
 
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
@@ -87,8 +88,52 @@ def float_params(checkpoint: bytes) -> tuple[dict, dict]:
     for k, v in t.items():
         if k.startswith("density."):
             p[k] = v
+    for name in ("y", "z"):  # a variable-rate model's gains (refcodec.encoder.train.Gains), stored as logarithms
+        if f"gains.{name}" in t:
+            p[f"quality.{name}_gain"] = np.exp(t[f"gains.{name}"])  # the encoder's, Annex A.1.6
+            p[f"quality.{name}_inverse"] = np.exp(t[f"gains.{name}_inv"])  # the decoder's, spec §8.11
     meta = {k: json.loads(v) for k, v in meta.items()}
     return p, meta
+
+
+def levels_of(p: dict) -> list:
+    """The quality levels of float parameters ``p``: [0 .. L-1], or [None] for a single-rate model."""
+    return list(range(p["quality.y_gain"].shape[0])) if "quality.y_gain" in p else [None]
+
+
+def float_gain(p: dict, name: str, level: int | None) -> np.ndarray | float:
+    """The float gain ``name`` (quality.y_gain, quality.z_inverse, ...) of ``level`` as (C, 1, 1); 1 without."""
+    return 1.0 if level is None else p[name][level][:, None, None]
+
+
+MAX_GAIN_BITS = 8  # at most 2^-8 of the input's unit for the gained values (Annex A.1.6)
+
+
+def gain_bits(p: dict, name: str, maxima: dict, unit: float) -> np.ndarray:
+    """k per channel (Annex A.1.6): the gained values of ``name`` (y or z) are exported in units of
+    ``unit`` * 2^-k, k the largest integer <= MAX_GAIN_BITS for which every level's gain stays within
+    MAX_GAIN and the calibrated largest gained value within 2^(15 - HEADROOM_BITS); 0 without levels."""
+    if "quality.y_gain" not in p:
+        return np.zeros(1, np.int64)
+    inverse = p[f"quality.{name}_inverse"].max(axis=0)
+    by_gain = np.floor(np.log2(MAX_GAIN / (inverse * 2.0**GAIN_SHIFT)))
+    by_range = np.floor(np.log2(2.0 ** (15 - HEADROOM_BITS) * unit / maxima[f"gained.{name}"][0]))
+    return np.clip(np.minimum(by_gain, by_range), 0, MAX_GAIN_BITS).astype(np.int64)
+
+
+def gain_tensors(p: dict, architecture: str, bits: dict) -> dict:
+    """quality.y_gain and quality.z_gain of spec §6.3: the decoder's inverse gains in units of
+    2^-(GAIN_SHIFT + k) (spec §8.11, Annex A.1.6, k = ``bits[name]`` per channel), and the encoder's float
+    gains as encoder.quality.*; {} for a single-rate model."""
+    if "quality.y_gain" not in p:
+        return {}
+    out = {}
+    for name in ("y", "z") if architecture != "factorized" else ("y",):
+        inverse = np.rint(p[f"quality.{name}_inverse"] * 2.0 ** (GAIN_SHIFT + bits[name][None, :]))
+        out[f"quality.{name}_gain"] = np.clip(inverse, 1, MAX_GAIN).astype(np.int32)
+        out[f"encoder.quality.{name}_gain"] = p[f"quality.{name}_gain"].astype(np.float32)
+        out[f"encoder.quality.{name}_inverse"] = p[f"quality.{name}_inverse"].astype(np.float32)  # the float twin's
+    return out
 
 
 def architecture_of(meta: dict) -> str:
@@ -173,15 +218,19 @@ def calibrate(p: dict, images: list, architecture: str) -> dict:
     plan = layer_plan(architecture, n, m)
     p32 = {k: v.astype(np.float32) for k, v in p.items()}
     maxima: dict = {}
-    for img in images:
+    for img, level in ((img, level) for img in images for level in levels_of(p)):
         x = pad_to_stride(to_rgb_array(img)).transpose(2, 0, 1).astype(np.float32) / 255.0
-        y = floatnet.analysis(x, p32)
+        y = floatnet.analysis(x, p32) * float_gain(p32, "quality.y_gain", level)
         y_hat = np.rint(y).astype(np.float64)
-        traces = {group: [] for group in plan}
-        floatnet.run(y_hat, p, "synthesis", plan["synthesis"], traces["synthesis"])
+        traces: dict = {group: [] for group in plan}
+        y_in = y_hat * float_gain(p, "quality.y_inverse", level)
+        traces["gained.y"] = [y_in]
+        floatnet.run(y_in, p, "synthesis", plan["synthesis"], traces["synthesis"])
         if architecture != "factorized":
-            z_hat = np.rint(floatnet.hyper_analysis(y, p32, architecture)).astype(np.float64)
-            h = floatnet.run(z_hat, p, "hyper_synthesis", plan["hyper_synthesis"], traces["hyper_synthesis"])
+            z = floatnet.hyper_analysis(y, p32, architecture) * float_gain(p32, "quality.z_gain", level)
+            z_in = np.rint(z).astype(np.float64) * float_gain(p, "quality.z_inverse", level)
+            traces["gained.z"] = [z_in]
+            h = floatnet.run(z_in, p, "hyper_synthesis", plan["hyper_synthesis"], traces["hyper_synthesis"])
             h = h[:, : y.shape[1], : y.shape[2]]
         if architecture == "joint":
             ctx = floatnet.run(y_hat, p, "context", plan["context"], traces["context"])
@@ -264,13 +313,15 @@ def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict
     return maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS)
 
 
-def integer_layers(p: dict, architecture: str, maxima: dict) -> dict:
-    """Tensors GROUP.k.* of spec §6.3 for the float layers ``p`` of ``architecture``."""
+def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict:
+    """Tensors GROUP.k.* of spec §6.3 for the float layers ``p`` of ``architecture``; the synthesis and
+    hyper-synthesis inputs of a model with quality levels are in units 2^-k finer (``bits``, Annex A.1.6)."""
     m, n = p["synthesis.0.weight"].shape[:2]
     plan = layer_plan(architecture, n, m)
     out, final = {}, {}
     unit = latent_unit(architecture)  # of y_hat; z_hat is in units of 1
-    inputs = {"synthesis": np.full(m, unit), "hyper_synthesis": np.ones(n), "context": np.full(m, unit)}
+    inputs = {"synthesis": unit * 2.0 ** -bits["y"], "hyper_synthesis": np.ones(n) * 2.0 ** -bits["z"],
+              "context": np.full(m, unit)}
     for group, layers in plan.items():
         s = inputs.get(group)
         if group == "entropy_parameters":
@@ -295,7 +346,11 @@ def integer_layers(p: dict, architecture: str, maxima: dict) -> dict:
 def export(p: dict, images: list, name: str, info: dict | None = None, architecture: str = "factorized") -> bytes:
     """A complete model file (spec §6) from float parameters and calibration images."""
     m, n = p["synthesis.0.weight"].shape[:2]
-    tensors = integer_layers(p, architecture, calibrate(p, images, architecture))
+    maxima = calibrate(p, images, architecture)
+    unit = latent_unit(architecture)
+    bits = {"y": gain_bits(p, "y", maxima, unit) * np.ones(m, np.int64),
+            "z": gain_bits(p, "z", maxima, 1.0) * np.ones(n, np.int64) if architecture != "factorized" else 0}
+    tensors = integer_layers(p, architecture, maxima, bits)
     density = density_tables(p)
     if architecture == "factorized":
         tables = {"entropy.y": density}
@@ -308,6 +363,7 @@ def export(p: dict, images: list, name: str, info: dict | None = None, architect
     for label, table in tables.items():
         tensors.update({f"{label}.cdf": table.cdf, f"{label}.cdf_length": table.cdf_length,
                         f"{label}.offset": table.offset})
+    tensors.update(gain_tensors(p, architecture, bits))
     for k, v in p.items():  # float analysis (the encoder) and float synthesis (the float twin)
         if k.startswith(("analysis.", "hyper_analysis.", "synthesis.")):
             exact16 = k.endswith((".weight", ".bias"))  # trained in half precision: exact in F16
