@@ -86,15 +86,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 try:
-    import refcodec  # noqa: F401
+    import refcodec
 except ImportError:
     sys.path.insert(0, str(REPO))
-import refcodec  # noqa: E402
-import refcodec.encoder.encode  # noqa: E402
-import refcodec.fast.layers  # noqa: E402
-import refcodec.fast.vnni  # noqa: E402
-import refcodec.image  # noqa: E402
-import refcodec.decoder.model  # noqa: E402
+import refcodec
+import refcodec.decoder.model
+import refcodec.encoder.encode
+import refcodec.fast.layers
+import refcodec.fast.vnni
+import refcodec.image
 
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodim01.png"
 DEFAULT_JSON = REPO / "benchmarks" / "decode_speed.json"
@@ -505,7 +505,8 @@ def seconds_by_threads(row: dict, decoder: str) -> str:
     """The decoder's median seconds at each thread count, the fastest in bold."""
     best = row[decoder]["threads"]
     cells = [f"{r[decoder]['seconds']:.3f}" for r in row["runs"].values()]
-    return " / ".join(f"**{c}**" if int(n) == best and len(cells) > 1 else c for n, c in zip(row["runs"], cells))
+    bold = [int(n) == best and len(cells) > 1 for n in row["runs"]]
+    return " / ".join(f"**{c}**" if b else c for b, c in zip(bold, cells, strict=True))
 
 
 def row_line(key: str, r: dict, dgemm: float, vnni: float | None) -> str:

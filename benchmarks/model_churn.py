@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import refcodec  # noqa: E402
-from refcodec.conformance.models import random_model  # noqa: E402
-from refcodec.decoder.model import model_from_bytes  # noqa: E402
-from refcodec.encoder.encode import encode_latents  # noqa: E402
+import refcodec
+from refcodec.conformance.models import random_model
+from refcodec.decoder.model import model_from_bytes
+from refcodec.encoder.encode import encode_latents
 
 
 def rss_mib() -> float:

@@ -55,9 +55,9 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -65,16 +65,16 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 try:
-    import refcodec  # noqa: F401
+    import refcodec
 except ImportError:
     sys.path.insert(0, str(REPO))
-import refcodec  # noqa: E402
-import refcodec.decoder.decoding  # noqa: E402
-import refcodec.encoder.encode  # noqa: E402
-import refcodec.encoder.floatnet  # noqa: E402
-import refcodec.image  # noqa: E402
-import refcodec.decoder.model  # noqa: E402
-from refcodec.image import psnr  # noqa: E402
+import refcodec
+import refcodec.decoder.decoding
+import refcodec.decoder.model
+import refcodec.encoder.encode
+import refcodec.encoder.floatnet
+import refcodec.image
+from refcodec.image import psnr
 
 DEFAULT_KODAK = REPO.parent / "shared" / "data" / "kodak"
 DEFAULT_PLOT = REPO / "benchmarks" / "rd_kodak.png"
@@ -278,8 +278,8 @@ def eval_matched(points: Points, codec: Codec, names: list, int_records: list) -
     """Per image, the codec setting whose bpp is closest to refcodec's bpp on that image."""
     known = [codec.search.index(s) for s in codec.curve if s in codec.search]  # measured by codec_curve
     records = []
-    for i, (name, ref) in enumerate(zip(names, int_records)):
-        k = closest_setting(lambda j: points(codec, i, codec.search[j])[0], len(codec.search), ref["bpp"], known)
+    for i, (name, ref) in enumerate(zip(names, int_records, strict=True)):
+        k = closest_setting(lambda j, i=i: points(codec, i, codec.search[j])[0], len(codec.search), ref["bpp"], known)
         setting = codec.search[k]
         bpp, p = points(codec, i, setting)
         records.append({"image": name, "target_bpp": ref["bpp"], codec.setting: setting, "bpp": bpp, "psnr": p})
@@ -343,12 +343,14 @@ def eval_float_twin(images: list, names: list, model, int_records: list, int_rec
     ``verify_all``): their integer synthesis must give row 1's reconstruction exactly.
     """
     records = []
-    for i, (pixels, name, ref, recon, stream) in enumerate(zip(images, names, int_records, int_recons, streams)):
+    rows = zip(images, names, int_records, int_recons, streams, strict=True)
+    for i, (pixels, name, ref, recon, stream) in enumerate(rows):
         h, w, _ = pixels.shape
-        y_hat = refcodec.decoder.decode_y(*refcodec.decoder.open_stream(stream, model_files), "fast")["y_hat"]
+        decoding = refcodec.decoder.decoding
+        y_hat = decoding.decode_y(*decoding.open_stream(stream, model_files), "fast")["y_hat"]
         same = None
         if i == 0 or verify_all:
-            same = bool(np.array_equal(refcodec.decoder.decoding.crop(refcodec.decoder.decoding.synthesis(y_hat, model.synthesis, "fast"), w, h), recon))
+            same = bool(np.array_equal(decoding.crop(decoding.synthesis(y_hat, model.synthesis, "fast"), w, h), recon))
         p = psnr(pixels, float_reconstruction(y_hat * 2.0**-model.mean_shift, model.encoder, h, w))
         records.append({"image": name, "bpp": ref["bpp"], "psnr": p, "same_latents": same,
                         "int_minus_float_db": ref["psnr"] - p})
@@ -470,8 +472,8 @@ def equal_psnr_table(results: dict) -> list:
         s = m["summary"]["refcodec_int"]
         mse = 255.0**2 * 10 ** (-s["psnr"] / 10)
         rows.append((s["bpp"] + lmbda * (mse - mse_ref), key, lmbda, s["bpp"], s["psnr"]))
-    for at_ref, key, lmbda, bpp, psnr in sorted(rows):
-        lines.append(f"| {key} | {lmbda:g} | {bpp:.4f} | {psnr:.3f} | {at_ref:.4f} |")
+    for at_ref, key, lmbda, bpp, db in sorted(rows):
+        lines.append(f"| {key} | {lmbda:g} | {bpp:.4f} | {db:.3f} | {at_ref:.4f} |")
     return lines
 
 
@@ -559,7 +561,7 @@ def main(argv=None) -> dict:
         t0 = t = time.perf_counter()
         codec_results[c.key] = {"label": c.label, "setting": c.setting, "curve": codec_curve(points, c)}
         timings[f"{c.key}_curve"] = time.perf_counter() - t
-        for key, m in models.items():
+        for m in models.values():
             t = time.perf_counter()
             records = eval_matched(points, c, names, m["refcodec_int"])
             m["matched"][c.key] = records

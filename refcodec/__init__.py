@@ -11,7 +11,7 @@ reference implementation.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from refcodec import fast  # registers impl="fast" (built on first use)
+from refcodec import fast  # noqa: F401 -- registers impl="fast" (built on first use)
 from refcodec.decoder.decoding import decode_stream
 from refcodec.decoder.errors import InputError, ModelError, RefcodecError, StreamError
 from refcodec.encoder.encode import encode
@@ -28,4 +28,4 @@ def decode(data: bytes, model_files=(), impl: str = "fast"):
     return decode_stream(data, model_files, impl)
 
 
-__all__ = ["encode", "decode", "RefcodecError", "StreamError", "ModelError", "InputError", "__version__"]
+__all__ = ["InputError", "ModelError", "RefcodecError", "StreamError", "__version__", "decode", "encode"]

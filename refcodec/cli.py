@@ -16,11 +16,11 @@ import numpy as np
 
 from refcodec.conformance import cli as conform
 from refcodec.decoder import decoding as decoder
-from refcodec.encoder import encode as encoder
 from refcodec.decoder.bitstream import parse_stream
 from refcodec.decoder.errors import RefcodecError
-from refcodec.image import png_bytes, psnr, to_rgb_array, write_atomic
 from refcodec.decoder.model import ARCHITECTURES, DEFAULT_MODEL, find_model, kodak_figures, shipped_models
+from refcodec.encoder import encode as encoder
+from refcodec.image import png_bytes, psnr, to_rgb_array, write_atomic
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
 

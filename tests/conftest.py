@@ -22,7 +22,7 @@ def spec_blocks():
             yield path.name, code
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def spec_namespace() -> dict:
     ns: dict = {"__name__": "refcodec_spec"}
     for name, code in spec_blocks():
@@ -40,8 +40,8 @@ def tiny_model(tmp_path_factory):
     """(path, Model) of a small random integer model (N=4, M=3), no encoder tensors."""
     import numpy as np
 
-    from refcodec.decoder.model import load_model
     from refcodec.conformance.models import random_model
+    from refcodec.decoder.model import load_model
 
     data = random_model(np.random.default_rng(1), 4, 3)
     path = tmp_path_factory.mktemp("models") / "tiny.safetensors"

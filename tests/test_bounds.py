@@ -9,12 +9,12 @@ IGDN norm is 2^53 - 1, and both decoders still agree: the exactness argument of 
 import numpy as np
 import pytest
 
-from refcodec.decoder import layers
 from refcodec import decode
-from refcodec.decoder.decoding import stages
-from refcodec.encoder.encode import encode_latents
-from refcodec.decoder.model import ACC_BOUND, NORM_BOUND, load_model
 from refcodec.conformance.models import bound_model
+from refcodec.decoder import layers
+from refcodec.decoder.decoding import stages
+from refcodec.decoder.model import ACC_BOUND, NORM_BOUND, load_model
+from refcodec.encoder.encode import encode_latents
 
 ARCHS = ["factorized", "hyperprior", "mean-scale", "joint"]
 

@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_rans import annex_namespace, random_table
 
 from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
-from refcodec.encoder.cdf import build_table, quantize_pmf
 from refcodec.decoder.errors import ModelError
-from test_rans import annex_namespace, random_table
+from refcodec.encoder.cdf import build_table, quantize_pmf
 
 
 def spec_check(spec, cdf, cdf_length, offset):

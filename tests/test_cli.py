@@ -47,15 +47,15 @@ def test_models_lists_every_shipped_model():
     lines = out.splitlines()
     assert code == 0 and len(lines) == len(shipped_model_paths()) >= 1
     for line in lines:
-        name, arch, n, m = line.split()[:4]
+        _, arch, n, m = line.split()[:4]
         assert arch in ("factorized", "hyperprior", "mean-scale", "joint") and n.startswith("N=") and m.startswith("M=")
         assert "on Kodak" in line
 
 
 def test_info_of_a_hyperprior_stream(tmp_path):
-    from refcodec.encoder.encode import encode_latents
-    from refcodec.decoder.model import load_model
     from refcodec.conformance.models import random_model
+    from refcodec.decoder.model import load_model
+    from refcodec.encoder.encode import encode_latents
 
     data = random_model(np.random.default_rng(2), 2, 3, architecture="joint")
     model_file, stream = tmp_path / "m.safetensors", tmp_path / "s.rcdc"
@@ -75,7 +75,7 @@ def test_demo():
 def test_bad_stream_one_line_and_no_output(tmp_path, content):
     bad, out = tmp_path / "bad.rcdc", tmp_path / "out.png"
     bad.write_bytes(content)
-    code, stdout, err = run("decode", bad, out)
+    code, _, err = run("decode", bad, out)
     assert code == 1 and err.count("\n") == 1 and "spec §" in err and "StreamError" in err
     assert not out.exists()
 

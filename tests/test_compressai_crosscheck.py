@@ -17,13 +17,14 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from test_rans import random_table, random_values
 
 from refcodec.decoder import rans
 from refcodec.encoder import rans as rans_encoder
 from refcodec.encoder.cdf import quantize_pmf
 from refcodec.fast import rans as fast_rans
-from test_rans import random_table, random_values
 
 
 def load_extension(name: str):
@@ -62,7 +63,7 @@ def coded_symbols(values, idx, table):
     max_value = table.cdf_length[idx].astype(np.int64) - 2
     raw = np.where(v < 0, -2 * v - 1, 2 * (v - max_value))
     nibbles = [(int(r).bit_length() + 3) // 4 for r in raw]
-    return v.size + sum(1 + n for n, e in zip(nibbles, (v < 0) | (v >= max_value)) if e)
+    return v.size + sum(1 + n for n, e in zip(nibbles, (v < 0) | (v >= max_value), strict=True) if e)
 
 
 @settings(max_examples=60, deadline=None)
@@ -112,11 +113,11 @@ def test_quantiser_matches_compressai(cxx, pmf, tail):
 def test_compressai_decodes_our_hyperprior_sub_streams(ans, seed, architecture):
     """CompressAI's decoder, given our tables and the table rows our decoder selects (spec §8.8),
     reads our z sub-stream back as z_hat and our y sub-stream as y_hat minus the means."""
+    from refcodec.conformance.models import random_model
     from refcodec.decoder.bitstream import parse_stream
-    from refcodec.encoder.encode import encode_latents, y_symbols
     from refcodec.decoder.latents import channel_rows
     from refcodec.decoder.model import load_model
-    from refcodec.conformance.models import random_model
+    from refcodec.encoder.encode import encode_latents, y_symbols
 
     rng = np.random.default_rng(seed)
     model = load_model(random_model(rng, 3, 4, architecture=architecture, levels=int(rng.integers(2, 7))))

@@ -3,7 +3,8 @@
 import math
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refcodec.decoder.conventions import clip3, isqrt, round2
 

@@ -13,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 DECODER = REPO / "refcodec" / "decoder"
 ABOVE = ("refcodec.fast", "refcodec.encoder", "refcodec.conformance", "refcodec.cli", "refcodec.image")
+EXTERNAL = ("numba", "llvmlite", "PIL")
 
 
 def imported_modules(path: Path) -> set:
@@ -30,7 +31,7 @@ def imported_modules(path: Path) -> set:
 
 def test_decoder_imports_nothing_above_it():
     for path in sorted(DECODER.glob("*.py")):
-        bad = sorted(m for m in imported_modules(path) if m.startswith(ABOVE) or m.split(".")[0] in ("numba", "llvmlite", "PIL"))
+        bad = sorted(m for m in imported_modules(path) if m.startswith(ABOVE) or m.split(".")[0] in EXTERNAL)
         assert not bad, f"{path.name} imports {bad}"
 
 

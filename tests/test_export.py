@@ -5,14 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from refcodec import decode
-from refcodec import encode
-from refcodec.encoder import export
-from refcodec.encoder import floatnet
-from refcodec.encoder.encode import analyse
-from refcodec.decoder.model import load_model
-from refcodec.encoder.export import save_safetensors
+from refcodec import decode, encode
 from refcodec.conformance.models import random_float_params
+from refcodec.decoder.model import load_model
+from refcodec.encoder import export, floatnet
+from refcodec.encoder.encode import analyse
+from refcodec.encoder.export import save_safetensors
 
 
 def _smooth(seed, w, h):
@@ -58,7 +56,7 @@ def test_integer_layers_track_the_float_synthesis(exported):
     trace: list = []
     floatnet.synthesis(y_hat.astype(np.float64), p, trace)
     ints = layers.run_layers(y_hat, model.synthesis)
-    for k, (f, q) in enumerate(zip(trace[:-1], ints[:-1])):
+    for k, (f, q) in enumerate(zip(trace[:-1], ints[:-1], strict=True)):
         q = q.astype(np.float64)
         scale = (f * q).sum(axis=(1, 2)) / np.maximum((q * q).sum(axis=(1, 2)), 1e-12)
         err = np.abs(f - scale[:, None, None] * q).max() / np.abs(f).max()
@@ -121,10 +119,9 @@ def test_exported_hyperprior_models_round_trip(exported_hyper):
 def test_integer_hyper_synthesis_tracks_the_float_one(exported_hyper):
     """Scales come out in units of 2^-8 and means in units of 2^-F, the unit of y_hat (Annex A.1.5):
     the integer outputs of the hyper-synthesis (or entropy parameters) follow the float network's."""
-    from refcodec.decoder import latents
-    from refcodec.decoder import layers
-    from refcodec.encoder.encode import analyse_all
+    from refcodec.decoder import latents, layers
     from refcodec.decoder.model import layer_plan
+    from refcodec.encoder.encode import analyse_all
 
     p, _, model = exported_hyper
     y_hat, z_hat = analyse_all(_smooth(1, 48, 40), model)
@@ -159,7 +156,8 @@ def test_gaussian_tables():
 
 
 def test_float_params_of_the_hyperprior_architectures():
-    """refcodec.encoder.train names: h_a/h_s/entropy_parameters as nn.Sequential (layers at 0, 2, 4), the masked context."""
+    """refcodec.encoder.train names: h_a/h_s/entropy_parameters as nn.Sequential (layers at 0, 2, 4), the masked
+    context."""
     rng = np.random.default_rng(1)
     t = {}
     for side in ("g_a", "g_s"):

@@ -7,16 +7,17 @@ for the reference and the fast decoder.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from refcodec import decode
+from refcodec.conformance.models import random_model
 from refcodec.decoder.bitstream import FIXED_BYTES, parse_stream
-from refcodec.encoder.encode import encode_latents
 from refcodec.decoder.errors import RefcodecError, StreamError
 from refcodec.decoder.latents import scale_index
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import load_model
-from refcodec.conformance.models import random_model
+from refcodec.encoder.encode import encode_latents
 
 HYPER = ["hyperprior", "mean-scale", "joint"]
 IMPLS = ["reference", "fast"]
@@ -59,7 +60,8 @@ def test_stream_layout(hyper):
 
 def test_fast_decoders_with_and_without_integer_simd(hyper, monkeypatch):
     """The fast decoder's convolutions on float64 BLAS and on AVX512-VNNI (where present) agree."""
-    from refcodec.fast import layers as fast_layers, vnni
+    from refcodec.fast import layers as fast_layers
+    from refcodec.fast import vnni
 
     path, _, stream, _, _ = hyper
     want = decode(stream, [path], impl="reference")
@@ -106,7 +108,7 @@ def test_sub_stream_defects(hyper, impl, edit, clause, message):
 def test_length_fields(hyper):
     path, _, stream, _, _ = hyper
     head, z, y = _split(stream)
-    with pytest.raises(StreamError, match="z_length .* runs past"):
+    with pytest.raises(StreamError, match=r"z_length .* runs past"):
         decode(head + (len(z) + len(y) + 5).to_bytes(4, "little") + z, [path])
     with pytest.raises(StreamError, match="inside the y_length field") as e:
         decode(head + len(z).to_bytes(4, "little") + z + b"\0\0", [path])
@@ -206,9 +208,9 @@ def test_chosen_latents_round_trip(tmp_path_factory, seed, arch, width, height, 
 def test_latents_on_the_grid_of_the_mean(tmp_path, arch, mean_shift):
     """With a mean shift F, a latent is v * 2^F + mean (spec §8.8): the encoder moves each latent to
     the nearest such value, at most 2^(F-1) away (Annex A.1.4), and both decoders rebuild it."""
+    from refcodec.conformance.models import ties_model
     from refcodec.decoder.decoding import stages
     from refcodec.encoder.encode import code_latents
-    from refcodec.conformance.models import ties_model
 
     data = ties_model(arch, 3, 4, mean_shift=mean_shift)  # small means, far from the clamps
     path = tmp_path / "m.safetensors"

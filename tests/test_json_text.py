@@ -88,7 +88,7 @@ def same(a, b) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -553,8 +553,8 @@ def test_one_function_per_procedure():
     assert all(fn.spec_clause == "2.7" for fn in marked.values())
     assert all(callable(ns[name]) for name in procedures)
     assert json_text.MAX_JSON_DEPTH == ns["MAX_JSON_DEPTH"] == 64
-    assert json_text.JSON_ESCAPES == ns["JSON_ESCAPES"] and json_text.JSON_HEX == ns["JSON_HEX"]
-    assert json_text.JSON_WORDS == ns["JSON_WORDS"] and json_text.JSON_SPACE == ns["JSON_SPACE"]
+    assert ns["JSON_ESCAPES"] == json_text.JSON_ESCAPES and ns["JSON_HEX"] == json_text.JSON_HEX
+    assert ns["JSON_WORDS"] == json_text.JSON_WORDS and ns["JSON_SPACE"] == json_text.JSON_SPACE
 
 
 def test_no_numpy():

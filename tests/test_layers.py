@@ -5,11 +5,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refcodec.decoder import layers
-from refcodec.fast import layers as fast, vnni
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN, Layer
+from refcodec.fast import layers as fast
+from refcodec.fast import vnni
 
 # The fast path's two ways to sum products: float64 BLAS, and AVX512-VNNI where the CPU has it.
 SIMD_MODES = [False, True] if vnni.AVAILABLE else [False]

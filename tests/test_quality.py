@@ -6,7 +6,8 @@ stream ignores the gains; the stream's quality and the model's gains are checked
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refcodec import decode
 from refcodec.conformance.models import random_model
@@ -120,7 +121,7 @@ def test_bad_gains_are_model_errors(edit, match):
 def test_factorized_takes_no_z_gain():
     data = with_gains(random_model(np.random.default_rng(9), 2, 3), np.random.default_rng(1), 2,
                       lambda t: t.__setitem__("quality.z_gain", np.ones((2, 2), np.int32)))
-    with pytest.raises(ModelError, match="unexpected tensor 'quality.z_gain'"):
+    with pytest.raises(ModelError, match=r"unexpected tensor 'quality\.z_gain'"):
         load_model(data)
 
 
@@ -129,5 +130,5 @@ def test_quality_levels_of_the_api():
                                   np.random.default_rng(3), 8))
     assert [quality_level(model, q) for q in (None, 1, 8)] == [3, 0, 7]
     for bad in (0, 9, 2.5):
-        with pytest.raises(Exception, match="outside 1..8"):
+        with pytest.raises(Exception, match=r"outside 1\.\.8"):
             quality_level(model, bad)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refcodec.decoder import rans
+from refcodec.decoder.errors import StreamError
 from refcodec.encoder import rans as rans_encoder
 from refcodec.encoder.cdf import build_table
-from refcodec.decoder.errors import StreamError
 from refcodec.fast import rans as fast_rans
 
 ANNEX = Path(__file__).resolve().parent.parent / "spec" / "A2-entropy-encoding.md"

@@ -11,7 +11,8 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import refcodec
@@ -81,7 +82,7 @@ def test_quality_is_sane(model):
 
 def test_grayscale_accepted_alpha_refused(tmp_path):
     gray = Image.fromarray(_image(1, 40, 30)[:, :, 0], "L")
-    stream, recon = refcodec.encode(gray, return_reconstruction=True)
+    _, recon = refcodec.encode(gray, return_reconstruction=True)
     assert recon.shape == (30, 40, 3)
     rgba = Image.fromarray(_image(1, 40, 30)).convert("RGBA")
     with pytest.raises(InputError, match="alpha"):

@@ -8,13 +8,14 @@ drifting apart.
 """
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from refcodec import decode
-from refcodec.encoder.encode import encode_latents
+from refcodec.conformance.models import random_model
 from refcodec.decoder.errors import RefcodecError
 from refcodec.decoder.model import load_model
-from refcodec.conformance.models import random_model
+from refcodec.encoder.encode import encode_latents
 
 
 def _spec_result(spec, stream, files):

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from refcodec import decode
 from refcodec.decoder.bitstream import HEADER_BYTES, MAX_DIMENSION, parse_stream

@@ -58,7 +58,7 @@ class StreamHeader:
 
 @clause("7.2")
 def read_sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -> tuple:
-    """ReadSubStream (spec §7.2): (sub-stream, position after it) for a length field at ``pos`` (spec §7.2), the sub-stream
+    """ReadSubStream (spec §7.2): (sub-stream, position after it) for a length field at ``pos``, the sub-stream
     of ``values`` positions of up to MAX_CHANNELS channels each (spec §7.3)."""
     if pos + 4 > len(data):
         raise StreamError(f"stream ends inside the {name}_length field", "7.1")
@@ -75,7 +75,7 @@ def read_sub_stream(data: bytes, pos: int, name: str, last: bool, values: int) -
 
 @clause("7.2")
 def parse_stream(data: bytes) -> StreamHeader:
-    """ParseStream (spec §7.2): read the syntax of spec §7.1, checking every rule of spec §7.2 and §7.3 as it is read."""
+    """ParseStream (spec §7.2): read the syntax of spec §7.1, checking the rules of §7.2 and §7.3 as it is read."""
     if len(data) < FIXED_BYTES:
         raise StreamError(f"stream of {len(data)} bytes is shorter than its {FIXED_BYTES}-byte header", "7.1")
     if data[:4] != MAGIC:

@@ -20,17 +20,18 @@ nothing from refcodec.fast, refcodec.encoder or refcodec.conformance.
 
 from __future__ import annotations
 
-import numpy as np
-
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
+from typing import Any
+
+import numpy as np
 
 from refcodec.decoder import latents, layers, rans
 from refcodec.decoder.bitstream import StreamHeader, parse_stream
 from refcodec.decoder.conventions import clause, clip3, round2
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.errors import StreamError
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, find_model
 
 GAIN_SHIFT = 16  # spec §8.11: quality gains are in units of 2^-16
@@ -79,7 +80,8 @@ def check_architecture(header: StreamHeader, model: Model) -> None:
         raise StreamError(f"stream architecture {header.architecture} does not match model "
                           f"architecture {model.architecture!r} ({model.code})", "8.1")
     if header.quality is not None and header.quality >= model.levels:
-        raise StreamError(f"stream quality {header.quality} is not a level of the model, which has {model.levels}", "8.1")
+        raise StreamError(f"stream quality {header.quality} is not a level of the model, which has {model.levels}",
+                          "8.1")
 
 
 @clause("8.11")
@@ -88,7 +90,7 @@ def apply_gain(x: np.ndarray, gain_row: np.ndarray) -> np.ndarray:
     return clip3(ACT_MIN, ACT_MAX, round2(x * gain_row.astype(np.int64)[:, None, None], GAIN_SHIFT))
 
 
-def gained(x: np.ndarray, gain: np.ndarray | None, quality: int | None) -> np.ndarray:
+def gained(x: np.ndarray, gain: Any, quality: int | None) -> np.ndarray:
     """The input of the next transform: x with the gains of level ``quality`` (spec §8.11), x itself for a
     stream without a quality (version 1)."""
     return x if quality is None else apply_gain(x, gain[quality])
@@ -96,7 +98,8 @@ def gained(x: np.ndarray, gain: np.ndarray | None, quality: int | None) -> np.nd
 
 @clause("8.6")
 def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dict:
-    """DecodeY (spec §8.6): the decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"} (spec §8.3, §8.7-§8.10)."""
+    """DecodeY (spec §8.6): the decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"}
+    (spec §8.3, §8.7-§8.11)."""
     kit = kernels(impl)
     entropy, layer_impl = kit.rans, kit.layers
     lat_h, lat_w = header.latent_shape

@@ -23,7 +23,6 @@ import re
 from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import ModelError
 
-
 CLAUSE = "2.7"
 MAX_JSON_DEPTH = 64  # spec §2.7: an object or array nested deeper is an error
 JSON_INTEGER_MIN = -(1 << 63)  # spec §2.7: every integer fits s64
@@ -60,6 +59,12 @@ def _quote(s: str) -> str:
 def _char(c: str) -> str:
     """A code point as an error message shows it: 'x' if printable ASCII, else U+XXXX."""
     return repr(c) if " " < c <= "~" else f"U+{ord(c):04X}"
+
+
+def _run_end(pattern: re.Pattern, text: str, pos: int) -> int:
+    """The end of the run of ``pattern`` (which may be empty, so it always matches) at ``pos``."""
+    match = pattern.match(text, pos)
+    return pos if match is None else match.end()
 
 
 def _byte(p: JsonText, pos: int | None = None) -> int:
@@ -106,7 +111,7 @@ def json_next(p: JsonText) -> str:
 @clause(CLAUSE)
 def json_skip_space(p: JsonText) -> None:
     """JsonSkipSpace (spec §2.7): advance p.pos past the longest run of ws (space, tab, LF, CR)."""
-    p.pos = _SPACE_RUN.match(p.text, p.pos).end()
+    p.pos = _run_end(_SPACE_RUN, p.text, p.pos)
 
 
 @clause(CLAUSE)
@@ -136,7 +141,7 @@ def json_string(p: JsonText) -> str:
     p.pos += 1  # the opening quotation mark
     pieces = []
     while True:
-        run_end = _UNESCAPED_RUN.match(text, p.pos).end()  # characters that stand for themselves
+        run_end = _run_end(_UNESCAPED_RUN, text, p.pos)  # characters that stand for themselves
         pieces.append(text[p.pos:run_end])
         p.pos = run_end
         if p.pos == len(text):
@@ -168,7 +173,7 @@ def json_string(p: JsonText) -> str:
 
 
 def _number_error(p: JsonText, start: int, what: str) -> None:
-    number = _NUMBER_LIKE.match(p.text, start).group()
+    number = p.text[start : _run_end(_NUMBER_LIKE, p.text, start)]
     json_require(False, f"number {number if len(number) <= _QUOTE_LIMIT else number[:_QUOTE_LIMIT] + '...'} "
                         f"{_at(p, start)} {what}")
 
@@ -242,7 +247,7 @@ def json_object(p: JsonText, depth: int) -> dict:
     "A" and "\\u0041" are the same name, "\\ud800" and "\\udc00" are not.
     """
     p.pos += 1  # {
-    members = {}
+    members: dict = {}
     json_skip_space(p)
     if json_next(p) == "}":
         p.pos += 1
@@ -276,7 +281,7 @@ def json_object(p: JsonText, depth: int) -> dict:
 def json_array(p: JsonText, depth: int) -> list:
     """JsonArray (spec §2.7): the array at p.pos, of depth ``depth``."""
     p.pos += 1  # [
-    elements = []
+    elements: list = []
     json_skip_space(p)
     if json_next(p) == "]":
         p.pos += 1
@@ -304,10 +309,8 @@ def parse_json(data: bytes):
     """
     try:
         text = bytes(data).decode("utf-8")
-        bad_utf8 = None
     except UnicodeDecodeError as e:
-        text, bad_utf8 = None, _utf8_problem(bytes(data), e)
-    json_require(text is not None, bad_utf8)
+        raise ModelError(_utf8_problem(bytes(data), e), CLAUSE) from None
     json_require(not text.startswith("\ufeff"), "model header begins with a byte-order mark (U+FEFF), "
                                                  "which this subset of JSON does not allow")
     p = JsonText(text)

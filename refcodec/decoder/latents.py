@@ -26,7 +26,7 @@ from refcodec.decoder.rans import rans_decode_value, rans_exit, rans_init
 
 @clause("8.3")
 def check_sub_stream_length(data: bytes, count: int, name: str) -> None:
-    """CheckSubStreamLength (spec §8.3): a sub-stream for ``count`` values is at most 8 + 40 * count bytes (spec §8.3)."""
+    """CheckSubStreamLength (spec §8.3): a sub-stream for ``count`` values is at most 8 + 40 * count bytes."""
     if len(data) > 8 + MAX_WORDS_PER_VALUE * 4 * count:
         raise StreamError(f"{name} sub-stream of {len(data)} bytes is longer than {count} values can use", "8.3")
 
@@ -72,14 +72,14 @@ def gaussian_params(params: np.ndarray, model) -> tuple:
     return scale_index(params[:m], model.scale_bound), means
 
 
-def latent_values(v: np.ndarray, means: np.ndarray, mean_shift: int) -> np.ndarray:
-    """y_hat = v * 2^F + mean (spec §8.8), F = ``mean_shift``."""
+def latent_values(v, means, mean_shift: int):
+    """y_hat = v * 2^F + mean (spec §8.8), F = ``mean_shift``; ints or arrays."""
     return v * (1 << mean_shift) + means
 
 
 @clause("8.9")
 def decode_gaussian(data: bytes, model, params: np.ndarray, rans) -> np.ndarray:
-    """DecodeGaussian (spec §8.9): y_hat of the hyperprior and mean-scale architectures, channel by channel (spec §8.9)."""
+    """DecodeGaussian (spec §8.9): y_hat of the hyperprior and mean-scale architectures, channel by channel."""
     rows, means = gaussian_params(params, model)
     check_sub_stream_length(data, rows.size, "y")
     v = rans.decode_values(data, rows.reshape(-1), model.y_table, name="y").reshape(rows.shape)

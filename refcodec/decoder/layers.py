@@ -14,6 +14,7 @@ model file, spec §6.3): ``kind`` "deconv" (§5.2), "conv" (§5.7) or "igdn"
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,10 +40,11 @@ class Layer:
     kind: str
     shift: np.ndarray
     activation: str = "none"
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    gamma: np.ndarray | None = None
-    beta: np.ndarray | None = None
+    # The tensors of the layer's kind are arrays, the others None (typed Any: every use knows the kind).
+    weight: Any = None
+    bias: Any = None
+    gamma: Any = None
+    beta: Any = None
     packed: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -174,6 +176,6 @@ def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: Layer) -> np.ndarray:
 
 @clause("5.8")
 def pointwise_at(v: np.ndarray, layer: Layer) -> np.ndarray:
-    """PointwiseAt (spec §5.8): a 1x1 convolution (spec §5.7 with K = 1) at one position: a vector of Cin values -> Cout values."""
+    """PointwiseAt (spec §5.8): a 1x1 convolution (spec §5.7 with K = 1) at one position: Cin values -> Cout values."""
     acc = layer.bias.astype(np.int64) + layer.weight[:, :, 0, 0].astype(np.int64) @ v
     return requantize_map(acc, layer.shift, layer.activation)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ MAX_SHIFT = 47  # spec §6.4
 ACT_ABS_MAX = 1 << 15  # largest |activation| (spec §5.1)
 
 # safetensors dtype name -> little-endian NumPy dtype (spec §6.1)
-DTYPES = {
+DTYPES: dict[str, np.dtype] = {
     "U8": np.dtype("u1"),
     "I16": np.dtype("<i2"),
     "I32": np.dtype("<i4"),
@@ -72,8 +73,8 @@ class Model:
     z_table: CdfTable | None
     scale_bound: np.ndarray
     mean_shift: int
-    y_gain: np.ndarray | None  # quality.y_gain [L, M] (spec §6.3, §8.11), None without quality levels
-    z_gain: np.ndarray | None  # quality.z_gain [L, N]
+    y_gain: Any  # quality.y_gain [L, M] (spec §6.3, §8.11), None without quality levels
+    z_gain: Any  # quality.z_gain [L, N], None also for factorized
     encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
     metadata: dict = field(repr=False)
 

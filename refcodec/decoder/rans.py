@@ -54,7 +54,8 @@ def rans_init(data: bytes, name: str = "y") -> RansState:
     require(len(data) >= 8, StreamError, "3.2",
             f"{name} sub-stream is {len(data)} bytes, shorter than its 8-byte initial state")
     x = read_le(data, 0, 8)
-    require(RANS_L <= x < STATE_END, StreamError, "3.2", f"{name} sub-stream initial state {x:#x} is outside [2^31, 2^63)")
+    require(RANS_L <= x < STATE_END, StreamError, "3.2",
+            f"{name} sub-stream initial state {x:#x} is outside [2^31, 2^63)")
     return RansState(data, 8, x, name)
 
 
@@ -62,7 +63,8 @@ def rans_init(data: bytes, name: str = "y") -> RansState:
 def rans_renormalize(state: RansState) -> None:
     """RansRenormalize (spec §3.3): refill with the next word if x < RANS_L; one word always suffices (§3.7)."""
     if state.x < RANS_L:
-        require(state.pos + 4 <= len(state.data), StreamError, "3.3", f"{state.name} sub-stream ends before its last symbol")
+        require(state.pos + 4 <= len(state.data), StreamError, "3.3",
+                f"{state.name} sub-stream ends before its last symbol")
         state.x = (state.x << 32) | read_le(state.data, state.pos, 4)
         state.pos += 4
 
@@ -123,7 +125,7 @@ def rans_exit(state: RansState) -> None:
 def check_indexes(indexes, table: CdfTable) -> np.ndarray:
     """Table-row indexes as a flat int64 array, each a row of ``table`` (a caller's bug otherwise)."""
     indexes = np.asarray(indexes, dtype=np.int64).reshape(-1)
-    if indexes.size and not (0 <= indexes.min() and indexes.max() < table.rows):
+    if indexes.size and not (indexes.min() >= 0 and indexes.max() < table.rows):
         raise ValueError(f"table-row index outside 0 .. {table.rows - 1}")
     return indexes
 

@@ -18,7 +18,8 @@ from refcodec.decoder.decoding import crop, gained, kernels, synthesis
 from refcodec.decoder.errors import InputError, ModelError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, model_by_name, model_from_file
-from refcodec.encoder import floatnet, latents as encoder_latents, rans
+from refcodec.encoder import floatnet, rans
+from refcodec.encoder import latents as encoder_latents
 from refcodec.image import psnr, to_rgb_array
 
 
@@ -53,7 +54,7 @@ def analysis_shapes(model: Model) -> dict:
     """name -> shape of the float tensors a model needs to encode (Annex A.1.3)."""
     n, m = model.n, model.m
     shapes = {}
-    for k, (cout, cin) in zip((0, 2, 4, 6), ((n, 3), (n, n), (n, n), (m, n))):
+    for k, (cout, cin) in zip((0, 2, 4, 6), ((n, 3), (n, n), (n, n), (m, n)), strict=True):
         shapes.update({f"analysis.{k}.weight": (cout, cin, 5, 5), f"analysis.{k}.bias": (cout,)})
         if k < 6:
             shapes.update({f"analysis.{k + 1}.beta": (cout,), f"analysis.{k + 1}.gamma": (cout, cout)})
@@ -120,7 +121,8 @@ def encoder_kernels(impl: str) -> tuple:
     kernels(impl)  # a known implementation
     if impl == "reference":
         return rans.encode_values, encoder_latents.code_joint
-    from refcodec.fast import joint as fast_joint, rans as fast_rans
+    from refcodec.fast import joint as fast_joint
+    from refcodec.fast import rans as fast_rans
 
     return fast_rans.encode_values, fast_joint.code_joint
 
@@ -146,7 +148,7 @@ def code_latents(y: np.ndarray, model: Model, width: int, height: int, impl: str
     decoder rebuilds from it (y itself when F = 0)."""
     encode_values = encoder_kernels(impl)[0]
     z_data = None
-    if model.architecture != "factorized":
+    if z_hat is not None:  # every architecture but factorized
         z_data = encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
     y_hat, values, rows = y_symbols(y, model, z_hat, impl, level)
     y_data = encode_values(values, rows, model.y_table)

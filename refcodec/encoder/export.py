@@ -20,14 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
+from refcodec.decoder.decoding import GAIN_SHIFT
+from refcodec.decoder.model import (
+    ACC_BOUND,
+    ACT_ABS_MAX,
+    DTYPES,
+    MAX_GAIN,
+    MAX_SHIFT,
+    MEAN_ARCHITECTURES,
+    NORM_BOUND,
+    layer_plan,
+    parse_container,
+)
 from refcodec.encoder import floatnet
 from refcodec.encoder.cdf import build_table
 from refcodec.encoder.encode import pad_to_stride
 from refcodec.image import to_rgb_array, write_atomic
-from refcodec.decoder.decoding import GAIN_SHIFT
-from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, DTYPES, MAX_GAIN, MAX_SHIFT, MEAN_ARCHITECTURES,
-                                    NORM_BOUND, layer_plan, parse_container)
-
 
 HEADROOM_BITS = 2  # calibrated maximum maps to 2^(15 - HEADROOM_BITS)
 MAX_TABLE_SYMBOLS = 2000  # cap on a CDF row's symbol range (spec §4 allows up to 4094)
@@ -85,9 +93,7 @@ def float_params(checkpoint: bytes) -> tuple[dict, dict]:
                 p[f"{dst}.{j}.weight"], p[f"{dst}.{j}.bias"] = t[f"{src}.{2 * j}.weight"], t[f"{src}.{2 * j}.bias"]
     if "context.weight" in t:
         p["context.0.weight"], p["context.0.bias"] = t["context.weight"] * t["context.mask"], t["context.bias"]
-    for k, v in t.items():
-        if k.startswith("density."):
-            p[k] = v
+    p.update({k: v for k, v in t.items() if k.startswith("density.")})
     for name in ("y", "z"):  # a variable-rate model's gains (refcodec.encoder.train.Gains), stored as logarithms
         if f"gains.{name}" in t:
             p[f"quality.{name}_gain"] = np.exp(t[f"gains.{name}"])  # the encoder's, Annex A.1.6
@@ -238,7 +244,9 @@ def calibrate(p: dict, images: list, architecture: str) -> dict:
                          traces["entropy_parameters"])
         for group, trace in traces.items():
             m_ = [np.abs(a).reshape(a.shape[0], -1).max(axis=1) for a in trace]
-            maxima[group] = m_ if group not in maxima else [np.maximum(a, b) for a, b in zip(maxima[group], m_)]
+            if group in maxima:
+                m_ = [np.maximum(a, b) for a, b in zip(maxima[group], m_, strict=True)]
+            maxima[group] = m_
     return {group: [np.maximum(v, 1e-3) for v in layers] for group, layers in maxima.items()}
 
 
@@ -318,7 +326,8 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
     hyper-synthesis inputs of a model with quality levels are in units 2^-k finer (``bits``, Annex A.1.6)."""
     m, n = p["synthesis.0.weight"].shape[:2]
     plan = layer_plan(architecture, n, m)
-    out, final = {}, {}
+    out: dict = {}
+    final: dict = {}
     unit = latent_unit(architecture)  # of y_hat; z_hat is in units of 1
     inputs = {"synthesis": unit * 2.0 ** -bits["y"], "hyper_synthesis": np.ones(n) * 2.0 ** -bits["z"],
               "context": np.full(m, unit)}

@@ -58,7 +58,7 @@ def encode_values(values, indexes, table: CdfTable) -> bytes:
     if len(indexes) != len(values):
         raise ValueError(f"{len(indexes)} indexes for {len(values)} values")
     steps = []
-    for i, (value, r) in enumerate(zip(values, indexes)):
+    for i, (value, r) in enumerate(zip(values, indexes, strict=True)):
         try:
             steps += value_steps(value, table.cdf[r], int(table.cdf_length[r]), int(table.offset[r]))
         except ValueError:

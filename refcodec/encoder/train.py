@@ -29,6 +29,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,8 +37,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from refcodec.encoder.floatnet import LEAKY_SLOPE, MEAN_SHIFT, hyper_analysis_inputs  # §5.6 leaky slope 2^-6; §8.8 means in 2^-4
 from refcodec.decoder.model import MEAN_ARCHITECTURES
+from refcodec.encoder.floatnet import (  # §5.6 leaky slope 2^-6; §8.8 means in 2^-4
+    LEAKY_SLOPE,
+    MEAN_SHIFT,
+    hyper_analysis_inputs,
+)
 
 # ---------------------------------------------------------------------------
 # Float model
@@ -54,8 +59,7 @@ class NonNegative(nn.Module):
         self.p = nn.Parameter(torch.sqrt(torch.clamp(init + self.pedestal, min=self.pedestal)))
 
     def forward(self) -> torch.Tensor:
-        p = self.p
-        p = p + (torch.clamp(p, min=self.bound) - p).detach()  # lower bound, gradient passes
+        p = self.p + (torch.clamp(self.p, min=self.bound) - self.p).detach()  # lower bound, gradient passes
         return p * p - self.pedestal
 
 
@@ -90,6 +94,7 @@ class FactorizedDensity(nn.Module):
 
     filters = (3, 3, 3)
     tail_mass = 1e-9
+    target: torch.Tensor  # a buffer
 
     def __init__(self, channels: int, init_scale: float = 10.0):
         super().__init__()
@@ -153,6 +158,8 @@ class Gains(nn.Module):
     minimises lambda * D + R at high rate scales as lambda^-1/2.
     """
 
+    lambdas: torch.Tensor  # a buffer
+
     def __init__(self, lambdas: tuple, m: int, n: int, reference: float = 0.013):
         super().__init__()
         self.register_buffer("lambdas", torch.tensor(lambdas, dtype=torch.float32))
@@ -167,13 +174,15 @@ class Gains(nn.Module):
         return torch.exp(getattr(self, name)[level])[:, :, None, None]
 
 
-def gain(model: nn.Module, name: str, x: torch.Tensor, level) -> torch.Tensor:
+def gain(model: FactorizedPrior, name: str, x: torch.Tensor, level) -> torch.Tensor:
     """x times the model's gain ``name`` at ``level`` (x itself for a single-rate model)."""
     return x if level is None else x * model.gains.get(name, level)
 
 
 class FactorizedPrior(nn.Module):
     """bmshj2018-factorized: 4 x (conv5x5/2 + GDN) analysis, mirrored synthesis."""
+
+    gains: Gains  # set on variable-rate models only (train --ladder)
 
     def __init__(self, n: int, m: int):
         super().__init__()
@@ -331,6 +340,8 @@ class MaskedConv(nn.Conv2d):
         mask[..., 2, :2] = 1
         self.register_buffer("mask", mask)
 
+    mask: torch.Tensor  # a buffer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=2)
 
@@ -405,7 +416,7 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
 
     with safe_open(str(path), framework="pt") as f:
         meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 -- safe_open has no __iter__
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta
 
 
@@ -552,11 +563,13 @@ def main(argv=None) -> None:
     lambdas = QUALITY_LAMBDAS if args.ladder else (args.lmbda,)
     if args.ladder:
         model.gains = Gains(lambdas, args.M, args.N, reference=args.lmbda)
-    meta = {"iteration": 0, "wall_seconds": 0.0, "history": []}
+    meta: dict[str, Any] = {"iteration": 0, "wall_seconds": 0.0, "history": []}
     if args.out.exists():
         meta.update(load_checkpoint(model, args.out))
         print(f"resumed {args.out} at iteration {meta['iteration']}", flush=True)
     elif args.nest_from:
+        if not isinstance(model, MeanScaleHyperprior):
+            raise SystemExit("--nest-from starts a mean-scale or joint model")
         nest(model, args.nest_from)
         meta["warm_start"] = {"nested_from": str(args.nest_from), "source": source_summary(args.nest_from)}
         print(f"nested in the hyperprior {args.nest_from}", flush=True)
@@ -589,7 +602,8 @@ def main(argv=None) -> None:
         level = torch.randint(len(lambdas), (x.shape[0],), generator=gen) if args.ladder else None
         lmbda = torch.tensor(lambdas)[level] if args.ladder else torch.tensor(args.lmbda)
         x_hat, liks = model(x, level)
-        bpps = sum(-torch.log2(lik).sum((1, 2, 3)) for lik in liks) / (x.shape[2] * x.shape[3])  # per sample
+        bits = torch.stack([-torch.log2(lik).sum((1, 2, 3)) for lik in liks]).sum(0)
+        bpps = bits / (x.shape[2] * x.shape[3])  # per sample
         mses = ((x_hat - x) ** 2).mean((1, 2, 3))
         loss = (lmbda * 255**2 * mses + bpps).mean()
         bpp, mse = bpps.mean(), mses.mean()
@@ -604,10 +618,11 @@ def main(argv=None) -> None:
         run_loss.append((loss.item(), bpp.item(), 10 * math.log10(1 / max(mse.item(), 1e-10))))
         it += 1
         if it % 200 == 0:
-            l, b, p = np.mean(run_loss, axis=0)
+            mean_loss, b, p = np.mean(run_loss, axis=0)
             run_loss = []
             rate = (time.time() - t_start) / (it - it0)
-            print(f"it {it} loss {l:.4f} bpp {b:.4f} psnr {p:.2f} lr {lr_at(it, args):.2e} {rate:.3f}s/it", flush=True)
+            print(f"it {it} loss {mean_loss:.4f} bpp {b:.4f} psnr {p:.2f} lr {lr_at(it, args):.2e} {rate:.3f}s/it",
+                  flush=True)
         last = it >= args.iters or time.time() - t_start >= args.stop_after  # the loop ends: save it
         if last or time.time() - t_ckpt > args.checkpoint_seconds:
             model.eval()

@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit
 
 from refcodec.decoder.errors import StreamError
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
 from refcodec.decoder.latents import check_sub_stream_length
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, CONTEXT_TAPS, PAD
 from refcodec.encoder.latents import choose_value
 from refcodec.fast.layers import activate_value
 from refcodec.fast.rans import OK, decode_value, exit_check, initial_state, raise_for, stream_words

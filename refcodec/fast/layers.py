@@ -286,7 +286,7 @@ def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:
-    """As refcodec.decoder.layers.run_layers (spec §8.4, §8.7), but its outputs hold their integers in int16 or float64."""
+    """As refcodec.decoder.layers.run_layers (spec §8.4, §8.7); its outputs hold their integers in int16 or float64."""
     outputs, x = [], x.astype(np.float64)
     for layer in layers:
         x = igdn(x, layer) if layer.kind == "igdn" else convolution(x, layer)

@@ -157,7 +157,8 @@ def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.
     indexes = check_indexes(indexes, table)
     words = stream_words(data, name)
     out = np.empty(indexes.size, np.int64)
-    raise_for(*_decode(words, indexes, table.cdf, table.cdf_length, table.offset, out), name)
+    code, aux = _decode(words, indexes, table.cdf, table.cdf_length, table.offset, out)
+    raise_for(code, aux, name)
     return out
 
 
