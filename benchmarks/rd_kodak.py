@@ -350,7 +350,7 @@ def eval_float_twin(images: list, names: list, model, int_records: list, int_rec
         y_hat = decoding.decode_y(*decoding.open_stream(stream, model_files), "fast")["y_hat"]
         same = None
         if i == 0 or verify_all:
-            same = bool(np.array_equal(decoding.crop(decoding.synthesis(y_hat, model.synthesis, "fast"), w, h), recon))
+            same = bool(np.array_equal(decoding.synthesis(y_hat, model.synthesis, h, w, "fast"), recon))
         p = psnr(pixels, float_reconstruction(y_hat * 2.0**-model.mean_shift, model.encoder, h, w))
         records.append({"image": name, "bpp": ref["bpp"], "psnr": p, "same_latents": same,
                         "int_minus_float_db": ref["psnr"] - p})

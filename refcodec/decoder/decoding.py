@@ -7,8 +7,8 @@
     y_hat   = factorized:  decode_latents(y_data)         spec §8.3
               hyperprior, mean-scale: decode_gaussian     spec §8.8, §8.9
               joint:       decode_joint (sequential)      spec §8.10
-    out     = synthesis(y_hat, model.synthesis)           spec §8.4 (layers, spec §5)
-    pixels  = crop(out)                                   spec §8.5
+    pixels  = synthesis(y_hat, model.synthesis)           spec §8.4, §8.5 (layers, spec §5),
+                                                          in horizontal bands (refcodec.decoder.bands)
 
 ``impl="reference"`` runs the NumPy code of this package, which mirrors the
 spec line by line. Other implementations register themselves in the table of
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from refcodec.decoder import latents, layers, rans
+from refcodec.decoder.bands import synthesis_bands
 from refcodec.decoder.bitstream import StreamHeader, parse_stream
 from refcodec.decoder.conventions import clause, clip3, round2
 from refcodec.decoder.errors import StreamError
@@ -157,9 +158,15 @@ def crop(out: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 @clause("8.4")
-def synthesis(y_hat: np.ndarray, layers: list, impl: str = "reference") -> np.ndarray:
-    """Synthesis (spec §8.4): the output of the synthesis layers, (3, 16 LatH, 16 LatW)."""
-    return kernels(impl).layers.run_layers(y_hat, layers)[-1]
+def synthesis(y_hat: np.ndarray, layers: list, height: int, width: int, impl: str = "reference",
+              band_height: int | None = None) -> np.ndarray:
+    """Synthesis (spec §8.4) and the crop of §8.5: the (height, width, 3) uint8 picture, the layers run in
+    bands of ``band_height`` pixel rows (refcodec.decoder.bands; None: a height for bounded memory)."""
+    out = np.empty((height, width, 3), np.uint8)
+    run_layers = kernels(impl).layers.run_layers
+    for row, rows in synthesis_bands(y_hat, layers, run_layers, height, width, band_height):
+        out[row : row + rows.shape[0]] = rows
+    return out
 
 
 def open_stream(data: bytes, model_files=(), impl: str = "reference") -> tuple:
@@ -172,8 +179,9 @@ def open_stream(data: bytes, model_files=(), impl: str = "reference") -> tuple:
 
 
 @clause("8.6")
-def decode_stream(data: bytes, model_files=(), impl: str = "reference") -> np.ndarray:
-    """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array."""
+def decode_stream(data: bytes, model_files=(), impl: str = "reference", band_height: int | None = None) -> np.ndarray:
+    """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array; the synthesis runs in
+    bands of ``band_height`` pixel rows (None: a height for bounded memory), with the same result."""
     header, model = open_stream(data, model_files, impl)
     y_hat = gained(decode_y(header, model, impl)["y_hat"], model.y_gain, header.quality)
-    return crop(synthesis(y_hat, model.synthesis, impl), header.width, header.height)
+    return synthesis(y_hat, model.synthesis, header.height, header.width, impl, band_height)

@@ -14,7 +14,7 @@ import numpy as np
 
 from refcodec.decoder import latents
 from refcodec.decoder.bitstream import MAGIC, STRIDE
-from refcodec.decoder.decoding import crop, gained, kernels, synthesis
+from refcodec.decoder.decoding import gained, kernels, synthesis
 from refcodec.decoder.errors import InputError, ModelError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, model_by_name, model_from_file
@@ -191,7 +191,7 @@ def encode(image, model="factorized", impl: str = "fast", return_reconstruction:
     stream, y_hat = code_latents(y, model, w, h, impl, z_hat, level)
     if not return_reconstruction:
         return stream
-    return stream, crop(synthesis(gained(y_hat, model.y_gain, level), model.synthesis, impl), w, h)
+    return stream, synthesis(gained(y_hat, model.y_gain, level), model.synthesis, h, w, impl)
 
 
 def search_quality(image, model, target: float, measure: str, impl: str = "fast") -> int:
