@@ -10,27 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refcodec import decode
-from refcodec.conformance.models import random_model
+from refcodec.conformance.models import random_model, with_gains
 from refcodec.decoder.decoding import stages
 from refcodec.decoder.errors import ModelError, StreamError
-from refcodec.decoder.model import MAX_GAIN, load_model, parse_container
+from refcodec.decoder.model import MAX_GAIN, load_model
 from refcodec.encoder.encode import code_latents, quality_level
-from refcodec.encoder.export import save_safetensors
 
 ARCHITECTURES = ["factorized", "hyperprior", "mean-scale", "joint"]
-
-
-def with_gains(data: bytes, rng, levels: int, edit=None) -> bytes:
-    """``data`` (a model file) with random quality gains of ``levels`` levels; ``edit(tensors)`` may break them."""
-    meta, tensors = parse_container(data)
-    tensors = dict(tensors)
-    n, m = int(meta["N"]), int(meta["M"])
-    tensors["quality.y_gain"] = rng.integers(1, MAX_GAIN + 1, (levels, m)).astype(np.int32)
-    if meta["architecture"] != "factorized":
-        tensors["quality.z_gain"] = rng.integers(1, 4 << 16, (levels, n)).astype(np.int32)
-    if edit:
-        edit(tensors)
-    return save_safetensors(tensors, meta)
 
 
 def small_case(rng, architecture: str, levels: int = 3):

@@ -2,24 +2,34 @@
 
 ``random_model`` draws a valid integer model file (spec §6) directly, with
 weights anywhere inside the bounds of spec §6.4 (``stress=True`` puts every
-channel at the bound). ``random_float_params`` draws float parameters for the
-exporter (Annex A.1.5), giving a model the encoder can also use.
+channel at the bound) and, with ``quality_levels``, quality gains (§6.3, §6.4).
+``with_gains`` adds random quality gains to a model file; ``random_gains``
+draws them. ``bound_model`` and ``ties_model`` build the models of the
+``bounds-*`` and ``ties-*`` vectors. ``random_float_params`` draws float
+parameters for the exporter (Annex A.1.5), giving a model the encoder can also
+use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from refcodec.decoder.decoding import GAIN_SHIFT
+from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, MAX_GAIN, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan,
+                                    parse_container)
 from refcodec.encoder import floatnet
 from refcodec.encoder.cdf import build_table
-from refcodec.decoder.model import ACC_BOUND, ACT_ABS_MAX, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan
 from refcodec.encoder.export import save_safetensors
+
+IDENTITY_GAIN = 1 << GAIN_SHIFT  # spec §8.11: the gain that multiplies by 1
 
 
 def _table_tensors(rng: np.random.Generator, name: str, rows: int) -> dict:
     pmfs = [rng.dirichlet(np.full(int(rng.integers(1, 40)), 0.5)) for _ in range(rows)]
     table = build_table(pmfs, [float(rng.uniform(1e-6, 0.05)) for _ in range(rows)],
-                        rng.integers(-20, 5, size=rows))
+                        rng.integers(-20, 5, size=rows).tolist())
     return {f"{name}.cdf": table.cdf, f"{name}.cdf_length": table.cdf_length, f"{name}.offset": table.offset}
 
 
@@ -70,18 +80,22 @@ def _mean_shift_tensor(architecture: str, mean_shift: int | None) -> dict:
 
 def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False, name: str = "random",
                  architecture: str = "factorized", levels: int | None = None,
-                 mean_shift: int | None = None) -> bytes:
+                 mean_shift: int | None = None, quality_levels: int | None = None) -> bytes:
     """A valid integer model file of ``architecture`` with random layers and tables (spec §6).
 
     ``levels``: rows of the y table of the hyperprior architectures (default random 1..6),
     with random strictly increasing ``scale_bound`` values. ``mean_shift``: the tensor
     entropy.y.mean_shift of a mean-scale or joint model (None: absent, which means 0).
+    ``quality_levels``: L, the quality levels (spec §6.3) of random gains (``random_gains``),
+    drawn after everything else, so that the model is ``with_gains`` of the model without
+    them: ``random_model(rng, ..., quality_levels=L)`` is ``with_gains(random_model(rng, ...), rng, L)``.
     """
+    rows = 0
     if architecture != "factorized":
-        levels = levels or int(rng.integers(1, 7))
-    tensors = _entropy_tensors(rng, architecture, n, m, levels)
+        rows = levels or int(rng.integers(1, 7))
+    tensors = _entropy_tensors(rng, architecture, n, m, rows)
     if architecture != "factorized":
-        bound = np.sort(rng.choice(np.arange(-40000, 40000), size=levels - 1, replace=False))
+        bound = np.sort(rng.choice(np.arange(-40000, 40000), size=rows - 1, replace=False))
         tensors["entropy.y.scale_bound"] = bound.astype(np.int32)
     tensors.update(_mean_shift_tensor(architecture, mean_shift))
     for group, plan in layer_plan(architecture, n, m).items():
@@ -92,8 +106,48 @@ def random_model(rng: np.random.Generator, n: int, m: int, stress: bool = False,
             else:
                 tensors.update(_conv_tensors(rng, label, kind, cin, cout, size, stress,
                                              last=group == "synthesis" and k == len(plan) - 1))
+    if quality_levels:
+        tensors.update(quality_tensors(rng, architecture, n, m, quality_levels))
     meta = {"format": "refcodec", "format_version": "1", "architecture": architecture,
             "N": str(n), "M": str(m), "name": name}
+    return save_safetensors(tensors, meta)
+
+
+def random_gains(rng: np.random.Generator, levels: int, channels: int) -> np.ndarray:
+    """I32 (levels, channels) of valid quality gains (spec §6.4: 1 .. MAX_GAIN, in units of 2^-16), each
+    of one of four kinds, at random: log-uniform over 1 .. 2^24 (a multiplier of 2^-16 .. 256); odd * 2^k
+    (k = 8 .. 15, below 2^20), whose products with some latents are exact ties of Round2 in ApplyGain
+    (spec §8.11); one of 1, 2^16 (the identity) and 2^24 (MAX_GAIN); near the identity (2^16 +- 2^12)."""
+    shape = (levels, channels)
+    log_uniform = np.rint(np.exp2(rng.uniform(0, 24, shape))).astype(np.int64)
+    k = rng.integers(8, GAIN_SHIFT, shape)
+    ties = (2 * rng.integers(0, np.left_shift(1, 19 - k)) + 1) << k  # odd * 2^k < 2^20: a multiplier below 16
+    special = rng.choice(np.array([1, IDENTITY_GAIN, MAX_GAIN]), shape)
+    near = IDENTITY_GAIN + rng.integers(-(1 << 12), (1 << 12) + 1, shape)
+    kind = rng.integers(0, 4, shape)
+    gains = np.choose(kind, [log_uniform, ties, special, near])
+    return np.clip(gains, 1, MAX_GAIN).astype(np.int32)
+
+
+def quality_tensors(rng: np.random.Generator, architecture: str, n: int, m: int, levels: int) -> dict:
+    """The quality tensors of spec §6.3 with ``levels`` levels of random gains (``random_gains``):
+    quality.y_gain (L, M) and, except for factorized, quality.z_gain (L, N)."""
+    tensors = {"quality.y_gain": random_gains(rng, levels, m)}
+    if architecture != "factorized":
+        tensors["quality.z_gain"] = random_gains(rng, levels, n)
+    return tensors
+
+
+def with_gains(data: bytes, rng: np.random.Generator, levels: int,
+               edit: Callable[[dict], object] | None = None) -> bytes:
+    """The model file ``data`` with random quality gains of ``levels`` levels (``quality_tensors``, spec
+    §6.3) in place of any it had; ``edit(tensors)`` may then change any tensor (every one a writable
+    array), for example to break the gains."""
+    meta, tensors = parse_container(data)
+    tensors = {k: np.array(v) for k, v in tensors.items() if not k.startswith("quality.")}
+    tensors.update(quality_tensors(rng, meta["architecture"], int(meta["N"]), int(meta["M"]), levels))
+    if edit:
+        edit(tensors)
     return save_safetensors(tensors, meta)
 
 
