@@ -28,7 +28,7 @@ from refcodec.conformance.harness import build_command, last_line, parse_templat
 from refcodec.conformance.judge import error_class_note, first_divergent_stage
 from refcodec.conformance.random_streams import Case, random_case, shrink
 from refcodec.decoder.decoding import stage_bytes
-from refcodec.decoder.model import ARCHITECTURES
+from refcodec.decoder.model import ARCHITECTURES, load_model
 
 REPO = Path(__file__).resolve().parent.parent
 INDEX = json.loads((REPO / "vectors" / "index.json").read_text())["vectors"]
@@ -242,7 +242,8 @@ def test_output_left_behind_after_an_error_fails(tmp_path, capsys):
     code, out, _ = conform(capsys, "--decoder", decoder_template(tmp_path, LEAVE_OUTPUT_ON_ERROR),
                            "--filter", "neg-width-0", "--json", report)
     r = by_name(report)["neg-width-0"]
-    assert code == 1 and (r["reason"], r["exit_status"]) == ("output-left", 1)
+    assert code == 1, out
+    assert (r["reason"], r["exit_status"]) == ("output-left", 1)
     assert "left an output file (0 bytes)" in r["detail"] and "StreamError" in r["stderr"]
     assert r["note"] == "reported StreamError as expected"
 
@@ -287,7 +288,7 @@ def test_wrong_stage_under_right_pixels_fails(tmp_path, capsys):
     code, out, _ = conform(capsys, "--decoder", decoder_template(tmp_path, CORRUPT_ONE_STAGE, dump=True),
                            "--filter", "size-1x40", "--json", report, "--junit", junit)
     r = by_name(report)["size-1x40"]
-    assert code == 1 and not r["passed"]
+    assert code == 1 and not r["passed"], out
     assert (r["reason"], r["first_divergent_stage"]) == ("stage-mismatch", "synthesis.2")
     assert r["detail"] == "pixels match but first divergent stage: synthesis.2 (checksum differs)"
     failure = ET.parse(junit).getroot().find("testcase/failure")
@@ -329,13 +330,13 @@ def test_decoder_reading_zeros_past_the_end(tmp_path, capsys, skip_exit):
                            "--json", report)
     results = by_name(report)
     assert {"neg-y-truncated", "neg-z-truncated", "neg-joint-y-truncated"} <= set(results)
-    for name, r in results.items():
+    for r in results.values():
         if skip_exit:
             assert (r["passed"], r["reason"], r["exit_status"]) == (False, "accepted", 0)
             assert r["detail"].startswith("exit status 0 and wrote ")
         else:
             assert r["passed"] and "not 2^31" in r["stderr"] and r["note"] == "reported StreamError as expected"
-    assert code == int(skip_exit)
+    assert code == int(skip_exit), out
 
 
 def test_own_decoder_passes_random_streams(tmp_path, capsys, monkeypatch):
@@ -351,7 +352,9 @@ def test_own_decoder_passes_random_streams(tmp_path, capsys, monkeypatch):
     assert (data["random"], data["seed"]) == (5, 17) and "vectors" not in data
     assert [r["name"] for r in data["results"]] == [f"random-17-{i}" for i in range(5)]
     assert {r["note"].split()[0] for r in data["results"]} == set(ARCHITECTURES)  # seed 17: all four
-    assert all(re.fullmatch(r"pixels match; all (8|11|12) stages match", r["detail"]) for r in data["results"])
+    assert ["quality" in r["note"] for r in data["results"]] == [False, True, False, True, False]  # version 2
+    assert all(re.fullmatch(r"pixels match; all (8|9|11|12|13|14) stages match", r["detail"])
+               for r in data["results"])
     assert not (tmp_path / "conform-failures").exists()  # created only for a failure
 
 
@@ -382,7 +385,22 @@ def test_random_streams_are_reproducible():
     assert first.model == again.model and first.summary() == again.summary()
     assert np.array_equal(first.y, again.y) and (first.z is None or np.array_equal(first.z, again.z))
     assert random_case(8, 3).model != first.model
-    assert {random_case(0, i).architecture for i in range(20)} == set(ARCHITECTURES)
+    cases = [random_case(0, i) for i in range(20)]
+    assert {case.architecture for case in cases} == set(ARCHITECTURES)
+    with_levels = [case for case in cases if case.levels]  # version-2 streams of models with quality levels
+    assert 0 < len(with_levels) < len(cases)
+    assert all(load_model(case.model).levels == case.levels and 0 <= case.level < case.levels for case in with_levels)
+    assert all(load_model(case.model).levels == 0 and case.level is None for case in cases if not case.levels)
+
+
+def test_shrinking_drops_the_quality_levels_when_the_failure_does_not_need_them():
+    case = random_case(17, 3)  # hyperprior 88x89 with 5 quality levels, a version-2 stream
+    assert case.levels == 5 and case.level is not None
+    smallest, _ = shrink(case, lambda candidate: True, 60)
+    assert (smallest.width, smallest.height, smallest.levels, smallest.level) == (1, 1, 0, None)
+    assert load_model(smallest.model).levels == 0 and not np.any(smallest.y)
+    kept, _ = shrink(case, lambda candidate: candidate.level is not None, 60)  # a failure in the gains
+    assert (kept.width, kept.height, kept.levels, kept.level) == (1, 1, 5, case.level)
 
 
 def test_shrink_keeps_what_fails(tmp_path):

@@ -2,11 +2,13 @@
 
 Stream i of seed S has a random architecture, a small random valid model
 (``refcodec.conformance.models.random_model``: N and M 1..4, some at the bounds of spec §6.4,
-any mean shift of §6.3), a random size (1..96 each side) and random latents (mostly small,
-some escapes and ``s16`` extremes), encoded by refcodec's encoder and decoded by its reference
-decoder for the expected picture. The same seed gives the same streams (with the same refcodec
-version), and stream i does not depend on N. A stream a decoder fails is shrunk: smaller
-pictures, zeroed parts of the latents, smaller values are tried greedily, at most
+any mean shift of §6.3; some with 1..8 quality levels of random gains, §6.3, §6.4, and then a
+version-2 stream at a random level, §7.1, §8.11), a random size (1..96 each side) and random
+latents (mostly small, some escapes and ``s16`` extremes), encoded by refcodec's encoder and
+decoded by its reference decoder for the expected picture. The same seed gives the same
+streams (with the same refcodec version), and stream i does not depend on N. A stream a
+decoder fails is shrunk: smaller pictures, a version-1 stream of the model without its gains,
+zeroed parts of the latents, smaller values are tried greedily, at most
 ``--shrink-runs`` decoder runs per failing stream, keeping a change when the decoder still
 fails in the same way; the smallest failing stream is saved under ``--save-dir`` as a vector
 folder in the golden-vector format (refcodec.conformance.suite), with an ``index.json``.
@@ -31,14 +33,21 @@ from refcodec import __version__
 from refcodec.conformance import UsageError
 from refcodec.conformance.harness import Config, Decoders, run_parallel
 from refcodec.conformance.judge import Result, check_all, check_vector
-from refcodec.conformance.models import random_model
-from refcodec.conformance.suite import (Vector, index_entry, positive_manifest, store_model, write_json,
-                                        write_vector_folder)
+from refcodec.conformance.models import random_model, with_gains
+from refcodec.conformance.suite import (
+    Vector,
+    index_entry,
+    positive_manifest,
+    store_model,
+    write_json,
+    write_vector_folder,
+)
 from refcodec.decoder.bitstream import hyper_size, latent_size
 from refcodec.decoder.decoding import decode_stream
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
-from refcodec.decoder.model import ARCHITECTURES, MAX_MEAN_SHIFT, model_from_bytes
+from refcodec.decoder.model import ARCHITECTURES, MAX_MEAN_SHIFT, model_from_bytes, parse_container
 from refcodec.encoder.encode import encode_latents
+from refcodec.encoder.export import save_safetensors
 
 DEFAULT_SAVE_DIR = Path("conform-failures")
 MAX_SHRINK_RUNS = 60  # decoder runs spent shrinking one failing random stream
@@ -46,6 +55,8 @@ MAX_RANDOM_SIDE = 96  # random pictures are 1..96 samples on each side
 MAX_RANDOM_CHANNELS = 4  # random models have N, M in 1..4
 MAX_RANDOM_LEVELS = 8  # rows of the y table of random hyperprior-family models
 STRESS_CHANCE = 0.25  # share of random models at the bounds of spec §6.4
+QUALITY_CHANCE = 0.4  # share of random models with quality levels (and version-2 streams)
+MAX_RANDOM_QUALITY_LEVELS = 8  # random models with quality levels have 1..8
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +75,8 @@ class Case:
     height: int
     y: np.ndarray
     z: np.ndarray | None
+    levels: int = 0  # L, the model's quality levels (spec §6.3); 0: none
+    level: int | None = None  # the stream's quality (a version-2 stream, spec §7.1); None: version 1
 
     @property
     def name(self) -> str:
@@ -71,7 +84,11 @@ class Case:
 
     def summary(self) -> str:
         bounds = ", at the bounds of §6.4" if self.stress else ""
-        return f"{self.architecture} {self.width}x{self.height}, N={self.n} M={self.m}{bounds}"
+        quality = ""
+        if self.levels:
+            at = "a version-1 stream" if self.level is None else f"quality {self.level}"
+            quality = f", {self.levels} quality level{'s' if self.levels > 1 else ''}, {at}"
+        return f"{self.architecture} {self.width}x{self.height}, N={self.n} M={self.m}{bounds}{quality}"
 
 
 def run_random(args: argparse.Namespace, config: Config, decoders: Decoders) -> tuple[list[Result], dict]:
@@ -85,9 +102,9 @@ def run_random(args: argparse.Namespace, config: Config, decoders: Decoders) -> 
         cases = [random_case(seed, i) for i in range(args.random)]
         vectors = [write_vector(Path(tmp) / "streams", case, describe_case(case)) for case in cases]
         results = check_all(vectors, config, decoders, args.jobs)
-        for case, result in zip(cases, results):
+        for case, result in zip(cases, results, strict=True):
             result.note = case.summary()
-        failed = [(case, result) for case, result in zip(cases, results) if not result.passed]
+        failed = [(case, result) for case, result in zip(cases, results, strict=True) if not result.passed]
         scratch = dataclasses.replace(config, diff_dir=Path(tmp) / "diffs")
         run_parallel(lambda f: shrink_and_save(*f, scratch, decoders, budget, save_dir, Path(tmp) / f[0].name),
                      failed, [case.name for case, _ in failed], args.jobs, decoders)
@@ -106,11 +123,18 @@ def random_case(seed: int, index: int) -> Case:
     mean_shift = int(np.random.default_rng([seed, index, 1]).integers(-1, MAX_MEAN_SHIFT + 1))
     model = random_model(rng, n, m, stress=stress, name=f"random-{seed}-{index}", architecture=architecture,
                          levels=levels, mean_shift=None if mean_shift < 0 else mean_shift)
+    # quality levels (edition 4), from a generator of their own too: the other draws stay those of edition 3
+    quality_rng = np.random.default_rng([seed, index, 2])
+    quality_levels, level = 0, None
+    if quality_rng.random() < QUALITY_CHANCE:
+        quality_levels = int(quality_rng.integers(1, MAX_RANDOM_QUALITY_LEVELS + 1))
+        model = with_gains(model, quality_rng, quality_levels)
+        level = int(quality_rng.integers(quality_levels))
     width, height = (int(s) for s in rng.integers(1, MAX_RANDOM_SIDE + 1, size=2))
     lat_h, lat_w = latent_size(height, width)
     y = random_latents(rng, (m, lat_h, lat_w))
     z = None if architecture == "factorized" else random_latents(rng, (n, *hyper_size(lat_h, lat_w)))
-    return Case(seed, index, architecture, n, m, stress, model, width, height, y, z)
+    return Case(seed, index, architecture, n, m, stress, model, width, height, y, z, quality_levels, level)
 
 
 def random_latents(rng: np.random.Generator, shape: tuple) -> np.ndarray:
@@ -140,7 +164,8 @@ def write_vector(root: Path, case: Case, description: str) -> Vector:
     and stages of its reference decoder, the model in models/."""
     model_path = store_model(root, case.model)
     model = model_from_bytes(case.model)
-    stream = encode_latents(case.y, model, case.width, case.height, impl="reference", z_hat=case.z)
+    stream = encode_latents(case.y, model, case.width, case.height, impl="reference", z_hat=case.z,
+                            level=case.level)
     pixels = decode_stream(stream, [model_path], impl="reference")
     manifest = positive_manifest(case.name, description, [], stream, pixels, model_path, model)
     return Vector(case.name, write_vector_folder(root, manifest, stream, pixels), model_path, manifest)
@@ -182,11 +207,14 @@ def shrink(case: Case, still_fails, budget: int) -> tuple[Case, int]:
 
 def shrink_candidates(case: Case):
     """Smaller variants of ``case``, most aggressive first: a smaller picture (latents cropped
-    to it), zeroed latents (all, halves, quarters), s16 extremes set to 0, halved values."""
+    to it), no quality levels (a version-1 stream of the model without its gains), zeroed latents
+    (all, halves, quarters), s16 extremes set to 0, halved values."""
     for width, height in ((1, case.height), (case.width, 1), (case.width // 2, case.height),
                           (case.width, case.height // 2)):
-        if 1 <= width and 1 <= height and (width, height) != (case.width, case.height):
+        if width >= 1 and height >= 1 and (width, height) != (case.width, case.height):
             yield cropped(case, width, height)
+    if case.levels:
+        yield without_quality(case)
     for field in ("y", "z"):
         values = getattr(case, field)
         if values is None:
@@ -201,6 +229,13 @@ def cropped(case: Case, width: int, height: int) -> Case:
     z_h, z_w = hyper_size(lat_h, lat_w)
     z = None if case.z is None else case.z[:, :z_h, :z_w]
     return dataclasses.replace(case, width=width, height=height, y=case.y[:, :lat_h, :lat_w], z=z)
+
+
+def without_quality(case: Case) -> Case:
+    """``case`` with a model without quality tensors (spec §6.3) and a version-1 stream: no gain applied."""
+    meta, tensors = parse_container(case.model)
+    plain = {name: tensor for name, tensor in tensors.items() if not name.startswith("quality.")}
+    return dataclasses.replace(case, model=save_safetensors(plain, meta), levels=0, level=None)
 
 
 def smaller_latents(values: np.ndarray):
