@@ -36,7 +36,8 @@ OWN_DECODER = "{python} -m refcodec.cli decode --model-file {model} {stream} {ou
 OWN_REFERENCE_DUMPING = "{python} -m refcodec.cli decode --impl reference --dump-stages {dump} " \
                         "--model-file {model} {stream} {output}"
 
-STAGE_COUNT = {"factorized": 8, "hyperprior": 11, "mean-scale": 12, "joint": 12}  # spec §9.4
+STAGE_COUNT = {"factorized": 8, "hyperprior": 11, "mean-scale": 12, "joint": 12}  # spec §9.4, version 1
+GAIN_STAGES = {"factorized": 1, "hyperprior": 2, "mean-scale": 2, "joint": 2}  # y_gain, z_gain: version 2
 
 PRELUDE = f"""\
 import sys
@@ -165,14 +166,26 @@ def by_name(json_path: Path) -> dict:
     return {r["name"]: r for r in json.loads(json_path.read_text())["results"]}
 
 
-def architecture(name: str) -> str:
+def manifest(name: str) -> dict:
     entry = next(e for e in INDEX if e["name"] == name)
-    return json.loads((REPO / "vectors" / entry["manifest"]).read_text())["architecture"]
+    return json.loads((REPO / "vectors" / entry["manifest"]).read_text())
+
+
+def architecture(name: str) -> str:
+    return manifest(name)["architecture"]
+
+
+def stage_count(name: str) -> int:
+    """The number of stages of spec §9.4 of a positive vector: by architecture and stream version."""
+    stream = (REPO / "vectors" / name / "stream.rcdc").read_bytes()
+    arch = architecture(name)
+    return STAGE_COUNT[arch] + (GAIN_STAGES[arch] if stream[4] == 2 else 0)
 
 
 # A sample of the vectors through the runner, refcodec's decoder in a subprocess: the smallest picture of
-# each architecture and a StreamError and a ModelError. tests/test_vectors.py judges every vector in process.
-SAMPLE = ("size-1x1", "neg-bad-magic", "neg-unknown-model")
+# each architecture, a version-2 stream, and StreamErrors (one from the header alone) and a ModelError.
+# tests/test_vectors.py judges every vector in process.
+SAMPLE = ("size-1x1", "quality-mean-scale-highest", "neg-bad-magic", "neg-unknown-model")
 
 
 def test_own_decoder_passes_a_sample_of_the_vectors(tmp_path, capsys, monkeypatch):
@@ -183,7 +196,7 @@ def test_own_decoder_passes_a_sample_of_the_vectors(tmp_path, capsys, monkeypatc
     code, out, _ = conform(capsys, "--decoder", OWN_DECODER, *filters, "--jobs", 2, "--json", report,
                            "--junit", junit)
     sample = [e["name"] for e in INDEX if any(name in e["name"] for name in SAMPLE)]
-    assert len(sample) == len(ARCHITECTURES) + 2
+    assert len(sample) == len(ARCHITECTURES) + 4  # neg-bad-magic and neg-bad-magic-unknown-model
     assert code == 0, out
     assert out.splitlines()[-1] == f"{len(sample)} passed, 0 failed"
     data = json.loads(report.read_text())
@@ -191,7 +204,9 @@ def test_own_decoder_passes_a_sample_of_the_vectors(tmp_path, capsys, monkeypatc
     assert [r["name"] for r in data["results"]] == sample
     assert {architecture(r["name"]) for r in data["results"] if not r["negative"]} == set(ARCHITECTURES)
     negatives = [r for r in data["results"] if r["negative"]]
-    assert [r["note"] for r in negatives] == ["reported StreamError as expected", "reported ModelError as expected"]
+    assert [r["note"] for r in negatives] == [f"reported {manifest(r['name'])['expected_error']} as expected"
+                                              for r in negatives]
+    assert {r["note"] for r in negatives} == {"reported StreamError as expected", "reported ModelError as expected"}
     suite = ET.parse(junit).getroot()
     assert suite.tag == "testsuite" and suite.get("name") == "refcodec-conformance"
     assert (suite.get("tests"), suite.get("failures")) == (str(len(sample)), "0")
@@ -224,14 +239,15 @@ def test_decoder_accepting_negative_vectors_fails_them(tmp_path, capsys):
                            "--filter", "size-1x1", "--filter", "neg-bad-magic", "--filter", "neg-unknown-model",
                            "--json", report, "--junit", junit)
     sizes = [e["name"] for e in INDEX if "size-1x1" in e["name"]]  # size-1x1 of every architecture
-    assert code == 1 and out.splitlines()[-1] == f"{len(sizes)} passed, 2 failed"
+    assert code == 1 and out.splitlines()[-1] == f"{len(sizes)} passed, 3 failed"
     results = by_name(report)
     assert all(results[name]["passed"] for name in sizes)
-    for name, expected in {"neg-bad-magic": "StreamError", "neg-unknown-model": "ModelError"}.items():
+    for name, expected in {"neg-bad-magic": "StreamError", "neg-unknown-model": "ModelError",
+                           "neg-bad-magic-unknown-model": "StreamError"}.items():
         assert (results[name]["reason"], results[name]["exit_status"]) == ("accepted", 0)
         assert results[name]["detail"] == f"exit status 0 and wrote 3 bytes; expected a {expected}"
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == (str(len(sizes) + 2), "2")
+    assert (suite.get("tests"), suite.get("failures")) == (str(len(sizes) + 3), "3")
     failed = {case.get("name"): case.find("failure") for case in suite.iter("testcase")}
     assert failed["size-1x1"] is None
     assert failed["neg-bad-magic"].get("message").startswith("exit status 0 and wrote 3 bytes")
@@ -273,13 +289,15 @@ def test_own_decoder_stages_match(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     report = tmp_path / "report.json"
     code, out, _ = conform(capsys, "--decoder", OWN_REFERENCE_DUMPING, "--filter", "size-1x1", "--filter", "stress-",
-                           "--filter", "neg-bad-magic", "--jobs", 2, "--json", report)
+                           "--filter", "quality-joint", "--filter", "quality-version-1", "--filter", "neg-bad-magic",
+                           "--jobs", 2, "--json", report)
     assert code == 0, out
     results = by_name(report)
-    assert len(results) == 1 + 2 * len(ARCHITECTURES)
+    assert len(results) == 2 + 2 * len(ARCHITECTURES) + 3
+    assert [stage_count(name) for name in ("quality-joint-lowest", "quality-version-1")] == [14, 12]
     for name, r in results.items():
         if not r["negative"]:
-            stages = STAGE_COUNT[architecture(name)]
+            stages = stage_count(name)
             assert r["detail"] == f"pixels match; all {stages} stages match" and r["first_divergent_stage"] is None
 
 
@@ -451,12 +469,12 @@ def test_hanging_decoder_and_its_children_are_killed(tmp_path, capsys):
     report = tmp_path / "report.json"
     start = time.monotonic()
     code, out, _ = conform(capsys, "--decoder", decoder_template(tmp_path, HANG_WITH_A_CHILD),
-                           "--filter", "size-33x17", "--filter", "neg-bad-magic", "--timeout", 1, "--jobs", 2,
+                           "--filter", "size-33x17", "--filter", "neg-width-0", "--timeout", 1, "--jobs", 2,
                            "--json", report)
     assert time.monotonic() - start < 10  # the sleeping child would hold stderr open for 60 s
     assert code == 1
     results = by_name(report)
-    assert sorted(results) == ["neg-bad-magic", "size-33x17"]  # a positive and a negative vector
+    assert sorted(results) == ["neg-width-0", "size-33x17"]  # a positive and a negative vector
     for r in results.values():
         assert (r["passed"], r["reason"], r["exit_status"]) == (False, "timeout", None)
         assert f"FAIL {r['name']} — timed out" in out

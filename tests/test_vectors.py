@@ -30,6 +30,34 @@ def test_suite_is_not_empty():
     assert len(INDEX) - len(negative) >= 5 and len(negative) >= 10
 
 
+def manifest_of(name: str) -> dict:
+    return json.loads((VECTORS / name / "manifest.json").read_text())
+
+
+def test_quality_vectors_of_spec_9_3():
+    """The vectors of edition 4 that spec §9.3 lists: version-2 streams at the lowest and highest level of each
+    architecture with stages z_gain (not factorized) and y_gain, a version-1 stream of a model with quality levels
+    without them, and the negative vectors of §7.2, §8.1, §6.3 and §6.4; version 2 is no longer a negative vector."""
+    names = {e["name"] for e in INDEX}
+    for arch in ("factorized", "hyperprior", "mean-scale", "joint"):
+        for which in ("lowest", "highest"):
+            name = f"quality-{arch}-{which}"
+            stream = (VECTORS / name / "stream.rcdc").read_bytes()
+            stages = [stage["name"] for stage in manifest_of(name)["stages"]]
+            gained = ["y_gain"] if arch == "factorized" else ["z_gain", "y_gain"]
+            assert stream[4] == 2 and [s for s in stages if s.endswith("_gain")] == gained, name
+            assert stages.index("y_gain") == stages.index("y_hat") + 1
+            assert "8.11" in manifest_of(name)["clauses"]
+    assert (VECTORS / "quality-version-1" / "stream.rcdc").read_bytes()[4] == 1
+    assert not [s for s in manifest_of("quality-version-1")["stages"] if s["name"].endswith("_gain")]
+    errors = {"neg-quality-no-levels": "StreamError", "neg-quality-level-L": "StreamError",
+              "neg-version-3": "StreamError", "neg-model-quality-y-only": "ModelError",
+              "neg-model-quality-z-only": "ModelError", "neg-model-quality-gain-0": "ModelError",
+              "neg-model-quality-gain-over": "ModelError", "neg-bad-magic-unknown-model": "StreamError"}
+    assert {name: manifest_of(name)["expected_error"] for name in errors} == errors
+    assert "neg-version-2" not in names and not (VECTORS / "neg-version-2").exists()
+
+
 @pytest.mark.parametrize("entry", INDEX, ids=[e["name"] for e in INDEX])
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 def test_vector(entry, impl):

@@ -1,6 +1,7 @@
 """Generation of the golden vectors (spec §9.3; run by hand: the tests only verify them).
 
-    python vectors/generate.py [--models refcodec/models] [--out vectors]
+    python -m refcodec.conformance.vectors [--models refcodec/models] [--out DIR]
+    python vectors/generate.py [--models refcodec/models] [--out DIR]     (the same; DIR defaults to vectors/)
 
 Each vector is a folder with the stream, the expected decoded picture as PNG, and manifest.json
 (description, size, model identity, the spec clauses it exercises, SHA-256 of the decoded pixels
@@ -8,31 +9,61 @@ as raw RGB bytes in row-major order, the checksums of the stages of §9.4): the 
 refcodec.conformance.suite. A negative vector has no picture; its manifest names the error class
 a decoder must report ("expected_error", spec §2.6). Models are stored once, in models/, named by
 their identity (spec §6.5). Every positive vector is decoded by both of refcodec's decoders,
-which must agree; every negative vector must make both report its class for the clause listed.
-The same refcodec writes the same bytes: vectors/ is regenerated only when the format changes.
+which must agree, and its stages include z_gain and y_gain exactly for a version-2 stream
+(§9.4); every negative vector must make both report its class for a clause its manifest lists.
+The vectors of the quality levels of edition 4 (§6.3, §6.4, §7.1, §8.1, §8.11) are checked as
+they are made: their gains and latents make ApplyGain clip both ways and meet exact ties of
+both signs. The same refcodec writes the same bytes: vectors/ is regenerated only when the
+format changes, and a vector once published keeps its stream, model and picture.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from refcodec import decode, encode
-from refcodec.conformance.models import bound_model, random_model, ties_model
-from refcodec.conformance.suite import (DEFAULT_VECTORS, index_entry, positive_manifest, store_model, write_json,
-                                        write_vector_folder)
-from refcodec.decoder.bitstream import (FIXED_BYTES, HEADER_BYTES, MAX_CHANNELS, MAX_WORDS_PER_VALUE,
-                                        hyper_size)
+from refcodec.conformance.models import IDENTITY_GAIN, bound_model, random_model, ties_model
+from refcodec.conformance.suite import (
+    DEFAULT_VECTORS,
+    index_entry,
+    positive_manifest,
+    store_model,
+    write_json,
+    write_vector_folder,
+)
+from refcodec.decoder.bitstream import (
+    FIXED_BYTES,
+    HEADER_BYTES,
+    MAX_CHANNELS,
+    MAX_WORDS_PER_VALUE,
+    hyper_size,
+    latent_size,
+)
 from refcodec.decoder.conventions import read_le, sha256
+from refcodec.decoder.decoding import GAIN_SHIFT
 from refcodec.decoder.errors import RefcodecError
-from refcodec.decoder.model import ARCHITECTURES, MODELS_DIR, load_model, parse_container
-from refcodec.encoder import encode as encoder, rans
-from refcodec.encoder.encode import encode_latents
+from refcodec.decoder.json_text import MAX_JSON_DEPTH, parse_json
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
+from refcodec.decoder.model import (
+    ARCHITECTURES,
+    MAX_GAIN,
+    MAX_HEADER_BYTES,
+    MAX_QUALITY_LEVELS,
+    MODELS_DIR,
+    load_model,
+    parse_container,
+)
+from refcodec.encoder import encode as encoder
+from refcodec.encoder import rans
+from refcodec.encoder.encode import code_latents, encode_latents
 from refcodec.encoder.export import save_safetensors
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.png"
@@ -49,7 +80,7 @@ CLAUSES = {"factorized": ["8.3"], "hyperprior": ["8.3", "8.7", "8.8", "8.9", "5.
            "joint": ["8.3", "8.7", "8.8", "8.10", "5.6", "5.7", "5.8"]}
 
 
-EVERY_DECODE = ["2.1", "2.2", "2.3", "2.4", "2.5", "3.1", "3.2", "3.3", "3.6", "4.1", "4.2", "5.1", "6.1",
+EVERY_DECODE = ["2.1", "2.2", "2.3", "2.4", "2.5", "2.7", "3.1", "3.2", "3.3", "3.6", "4.1", "4.2", "5.1", "6.1",
                 "6.2", "6.3", "6.4", "6.5", "7.1", "7.2", "7.3", "8.1", "8.2", "8.4", "8.5", "8.6", "9.1", "9.2",
                 "9.3", "9.4"]  # what decoding any valid stream exercises, with its stage checksums
 
@@ -170,14 +201,137 @@ def mean_shift_vectors():
                encode_latents(y, model, 70, 50, z_hat=z), data)
 
 
+def small_model(name: str = "broken") -> bytes:
+    """The small factorized model (N = M = 2, a few kB) that the negative vectors of model files edit."""
+    return random_model(np.random.default_rng(9), 2, 2, name=name)
+
+
+def small_model_stream(model: bytes) -> bytes:
+    """A 16x16 stream of zero latents for the small factorized model ``model`` (or any of its edits)."""
+    return encode_latents(np.zeros((2, 1, 1), np.int64), load_model(model), 16, 16)
+
+
+def json_variants_model() -> bytes:
+    """The small model with its header written in the less common forms of spec §2.7 that a decoder must
+    accept: whitespace (tab, LF, CR, space) after the first '{', escapes in the metadata name (\\u006f, a
+    surrogate pair, \\/, \\u0000), unpaired surrogates in member names that differ only there ("x\\ud800",
+    "x\\udbff", "x\\udc00\\ud800"), a tensor name with an escape ("entropy.y.\\u0063df") and the
+    integer -0 as its first data offset."""
+    def edit(h: bytes) -> bytes:
+        for old, new in [
+            (b'"name":"broken"', b'"name":"br\\u006fken \\ud83d\\ude00 \\/ \\u0000","x\\ud800":"a","x\\udbff":"b",'
+                                 b'"x\\udc00\\ud800":"c"'),
+            (b'"entropy.y.cdf":', b'"entropy.y.\\u0063df":'),
+            (b'"data_offsets":[0,', b'"data_offsets":[-0,'),
+            (b"{", b"{\t\n\r "),
+        ]:
+            assert h.count(old) >= 1, old
+            h = h.replace(old, new, 1)
+        return h
+
+    return _header_edit(small_model(), edit)
+
+
+def json_variants_vector():
+    """(name, description, clauses, stream, model bytes): ``json_variants_model``, a valid model."""
+    data = json_variants_model()
+    meta, tensors = parse_container(data)
+    plain_meta, plain = parse_container(small_model())
+    high, last_high, low = chr(0xD800), chr(0xDBFF), chr(0xDC00)  # unpaired surrogates, kept as they are
+    expected = {**plain_meta, "name": "broken \U0001f600 / \0", "x" + high: "a", "x" + last_high: "b",
+                "x" + low + high: "c"}
+    assert set(tensors) == set(plain) and meta == expected and len(expected) == len(plain_meta) + 3
+    return ("model-json-variants", "A valid model whose JSON header has whitespace (tab, LF, CR, space) after its "
+            "first '{', the metadata name \"br\\u006fken \\ud83d\\ude00 \\/ \\u0000\" (escapes of a letter, a "
+            "surrogate pair, '/' and U+0000), three informative metadata members whose names differ only in "
+            "unpaired surrogates (\"x\\ud800\", \"x\\udbff\", \"x\\udc00\\ud800\": different names), the tensor "
+            "name \"entropy.y.\\u0063df\" and the data offset -0 (which is 0).", ["2.7", "6.1", "6.2", "6.3"],
+            small_model_stream(data), data)
+
+
+def json_negative_vectors(small: bytes, small_stream: bytes):
+    """(name, description, clauses, stream, error class, model bytes): model headers that break spec §2.7
+    (each an edit of the small model's header), and a stream whose model is not the file given (§6.5)."""
+    deep = 100_000  # opening brackets: far more than MAX_JSON_DEPTH, the header far below 2^20 bytes
+    assert 2 * deep + len(small) < MAX_HEADER_BYTES
+
+    def nested(levels: int):  # the metadata name a JSON array nested ``levels`` deep
+        return lambda h: h.replace(b'"name":"broken"', b'"name":' + b"[" * levels + b"]" * levels, 1)
+
+    def after_name(members: bytes):
+        return lambda h: h.replace(b'"name":"broken"', b'"name":"broken"' + members, 1)
+
+    def first_offsets(written):  # the data_offsets [0, end] of the first tensor, as written(end digits)
+        return lambda h: re.sub(rb'"data_offsets":\[0,([0-9]+)\]',
+                                lambda m: b'"data_offsets":' + written(m.group(1)), h, count=1)
+
+    def exponent(digits: bytes) -> bytes:  # 288 -> 2.88e2
+        return digits[:1] + b"." + digits[1:] + b"e" + str(len(digits) - 1).encode()
+
+    assert b'"data_offsets":[0,288]' in small  # the end offset the descriptions quote
+    # the header object has depth 1 and __metadata__ depth 2 (spec §2.7), so 63 nested arrays reach 65
+    depth_64 = _header_edit(small, nested(MAX_JSON_DEPTH - 2))
+    parse_json(depth_64[8:8 + read_le(depth_64, 0, 8)])  # §2.7 accepts it (§6.1 then rejects a non-string name)
+    header = lambda edit: _header_edit(small, edit)  # noqa: E731
+    for name, description, clauses, broken in [
+        ("neg-model-json-deep", f"A model whose metadata name is an array nested {deep} levels deep "
+         f"([[[...]]], {2 * deep} bytes): a decoder that parses it by recursion without the depth limit of 64 "
+         "exhausts its stack.", ["2.7"], header(nested(deep))),
+        ("neg-model-json-depth-65", "A model header nested 65 levels deep at its deepest point (the header "
+         "object, __metadata__, and 63 arrays as the metadata name): one level more than MAX_JSON_DEPTH = 64, "
+         "which a JSON parser accepts (the model would then be a ModelError of §6.1).", ["2.7"],
+         header(nested(MAX_JSON_DEPTH - 1))),
+        ("neg-model-duplicate-escaped", "A __metadata__ with the member names \"name\" and \"n\\u0061me\", "
+         "equal after unescaping.", ["2.7"], header(after_name(b',"n\\u0061me":"x"'))),
+        ("neg-model-duplicate-surrogate", "A __metadata__ with the member names \"x\\ud800\" and \"x\\uD800\": "
+         "the same unpaired surrogate, in hex digits of either case.", ["2.7"],
+         header(after_name(b',"x\\ud800":"a","x\\uD800":"b"'))),
+        ("neg-model-duplicate-pair", "A __metadata__ with the member names \"\\ud83d\\ude00\" (a surrogate pair) "
+         "and U+1F600 written as its UTF-8 bytes F0 9F 98 80: the same code point.", ["2.7"],
+         header(after_name(b',"\\ud83d\\ude00":"a","' + "\U0001f600".encode() + b'":"b"'))),
+        ("neg-model-json-bom", "A model header that begins with the byte-order mark EF BB BF (header_length "
+         "counts it).", ["2.7"], header(lambda h: b"\xef\xbb\xbf" + h)),
+        ("neg-model-json-minus-infinity", "A model header with the non-JSON literal -Infinity.", ["2.7"],
+         header(lambda h: h.replace(b'"name":"broken"', b'"name":-Infinity', 1))),
+        ("neg-model-offset-2-64", "A tensor whose end data offset is 18446744073709551616 (2^64), outside s64: "
+         "a decoder that reads it into 64 bits without a check sees 0.", ["2.7", "6.1"],
+         header(first_offsets(lambda end: b"[0,18446744073709551616]"))),
+        ("neg-model-json-raw-tab", "A model header with a raw tab (0x09) inside a string.", ["2.7"],
+         header(lambda h: h.replace(b'"name":"broken"', b'"name":"bro\tken"', 1))),
+        ("neg-model-json-utf8-surrogate", "A model header with the UTF-8 encoding of a surrogate (ED A0 80) inside "
+         "a string: not UTF-8.", ["2.7"],
+         header(lambda h: h.replace(b'"name":"broken"', b'"name":"bro\xed\xa0\x80ken"', 1))),
+        ("neg-model-json-trailing-comma", "A tensor's data_offsets written with a comma before the closing "
+         "bracket.", ["2.7"], header(first_offsets(lambda end: b"[0," + end + b",]"))),
+        ("neg-model-json-leading-zero", "A tensor's first data offset written 00 (a leading zero).", ["2.7"],
+         header(first_offsets(lambda end: b"[00," + end + b"]"))),
+        ("neg-model-json-exponent", "A tensor's end data offset written with a fraction and an exponent "
+         "(2.88e2 for 288).", ["2.7"], header(first_offsets(lambda end: b"[0," + exponent(end) + b"]"))),
+    ]:
+        yield name, description, clauses, _named(small_stream, broken), "ModelError", broken
+    yield ("neg-model-file-mismatch", "A valid stream of the small factorized model, given another model file "
+           "(valid, with the same tensors, not shipped): the stream's model is not available.", ["6.5", "8.1"],
+           small_stream, "ModelError", json_variants_model())
+
+
 def escaped_names_vector():
     """A model whose JSON header spells its tensor names with escapes ("synthesis\\u002e0.weight"): the names
-    are compared after unescaping (spec §2.4), so it is the same valid model under another identity."""
+    are compared after unescaping (spec §2.7), so it is the same valid model under another identity."""
     data = random_model(np.random.default_rng(9), 2, 2, name="escaped")
     escaped = _header_edit(data, lambda h: h.replace(b'"synthesis.', b'"synthesis\\u002e'))
     stream = encode_latents(np.array([[[3]], [[-2]]]), load_model(escaped), 16, 16)
     return ("model-escaped-names", "A model whose header writes every synthesis tensor name with a JSON escape "
-            "for the first dot.", ["2.4", "6.1", "6.3"], stream, escaped)
+            "for the first dot.", ["2.7", "6.1", "6.3"], stream, escaped)
+
+
+def _listed(clause: str | list[str]) -> list[str]:
+    """The clauses of a vector written as one clause or a list of them."""
+    return [clause] if isinstance(clause, str) else list(clause)
+
+
+def _named(stream: bytes, model: bytes) -> bytes:
+    """``stream`` naming the model file ``model`` (its model_id, spec §7.1, replaced)."""
+    return _patch(stream, 7 if stream[4] == 2 else 6, sha256(model))
 
 
 def _patch(stream: bytes, pos: int, value: bytes) -> bytes:
@@ -203,7 +357,8 @@ def negative_vectors(model_path: Path):
     good = encode(smooth_image(5, 40, 24), model=model)
     y = good[HEADER_BYTES:]
     yield "neg-bad-magic", "Magic 'RIFF' instead of 'RCDC'.", ["7.2"], _patch(good, 0, b"RIFF"), "StreamError", None
-    yield "neg-version-2", "Stream version 2.", ["7.2"], _patch(good, 4, b"\x02"), "StreamError", None
+    yield ("neg-version-3", "Stream version 3, reserved (versions 1 and 2 are defined).", ["7.2"],
+           _patch(good, 4, b"\x03"), "StreamError", None)
     yield ("neg-architecture-4", "Architecture code 4, reserved.", ["7.2"], _patch(good, 5, b"\x04"),
            "StreamError", None)
     empty = (1 << 31).to_bytes(8, "little")  # a valid sub-stream of no values (spec §3.8)
@@ -229,8 +384,11 @@ def negative_vectors(model_path: Path):
            ["8.3"], encode_latents(big, model, 16, 16), "StreamError", None)
     yield ("neg-unknown-model", "A model_id no model file has.", ["6.5"], _patch(good, 6, bytes(range(32))),
            "ModelError", None)
-    small = random_model(np.random.default_rng(9), 2, 2, name="broken")  # N=2, M=2: a few kB
-    small_stream = encode_latents(np.zeros((2, 1, 1), np.int64), load_model(small), 16, 16)
+    yield ("neg-bad-magic-unknown-model", "Magic 'RIFF' and a model_id no model file has (00 01 .. 1F): the header "
+           "is checked before any model is looked up, so the error is the StreamError of the magic.",
+           ["6.5", "7.2", "8.1"], _patch(_patch(good, 0, b"RIFF"), 6, bytes(range(32))), "StreamError", None)
+    small = small_model()  # N=2, M=2: a few kB
+    small_stream = small_model_stream(small)
     for name, description, clause, edit in [
         ("neg-model-bias-bound", "A model whose transposed-convolution bias exceeds the 48-bit bound.", "6.4",
          lambda t: t.update({"synthesis.0.bias": np.full_like(t["synthesis.0.bias"], 1 << 47)})),
@@ -239,7 +397,8 @@ def negative_vectors(model_path: Path):
         ("neg-model-missing-tensor", "A model without synthesis.3.beta.", "6.3",
          lambda t: t.pop("synthesis.3.beta")),
         ("neg-model-cdf-padding", "A model whose CDF row has a non-zero entry after its cdf_length.", "4.2",
-         lambda t: t["entropy.y.cdf"].__setitem__((0, -1), 7) if t["entropy.y.cdf_length"][0] < t["entropy.y.cdf"].shape[1]
+         lambda t: t["entropy.y.cdf"].__setitem__((0, -1), 7)
+         if t["entropy.y.cdf_length"][0] < t["entropy.y.cdf"].shape[1]
          else t["entropy.y.cdf_length"].__setitem__(0, t["entropy.y.cdf_length"][0] - 1)),
         ("neg-model-cdf-length-1", "A model whose CDF row has cdf_length 1.", "4.2",
          lambda t: t["entropy.y.cdf_length"].__setitem__(0, 1)),
@@ -258,19 +417,19 @@ def negative_vectors(model_path: Path):
     ]:
         broken = _broken_model(small, edit)
         stream = _patch(small_stream, 6, sha256(broken))
-        yield name, description, [clause], stream, "ModelError", broken
+        yield name, description, _listed(clause), stream, "ModelError", broken
     for name, description, clause, broken in [
-        ("neg-model-duplicate-key", "A model header in which a tensor name occurs twice.", "2.4",
+        ("neg-model-duplicate-key", "A model header in which a tensor name occurs twice.", "2.7",
          _header_edit(small, lambda h: h.replace(b'{"__metadata__"', b'{"synthesis.0.bias":{},"__metadata__"', 1))),
         ("neg-model-metadata-N", "A model whose N is written '02' (a leading zero).", "6.2",
          _header_edit(small, lambda h: h.replace(b'"N":"2"', b'"N":"02"', 1))),
         ("neg-model-tensor-gap", "A model whose tensor data leave a gap (one more byte in the buffer).", "6.1",
          small + b"\0"),
-        ("neg-model-shape-float", "A model with a shape entry written 2.0.", "6.1",
+        ("neg-model-shape-float", "A model with a shape entry written 2.0.", ["2.7", "6.1"],
          _header_edit(small, lambda h: h.replace(b'"shape":[2]', b'"shape":[2.0]', 1))),
     ]:
         stream = _patch(small_stream, 6, sha256(broken))
-        yield name, description, [clause], stream, "ModelError", broken
+        yield name, description, _listed(clause), stream, "ModelError", broken
     # the rANS decoder's own checks (spec §3), on a one-value sub-stream of the small model
     one = load_model(small)
     table = one.y_table
@@ -289,7 +448,7 @@ def negative_vectors(model_path: Path):
          rans.encode_steps(steps) + bytes(4 * 10 * 2 + 4)),
     ]:
         stream = _patch(small_stream, 6, sha256(small))
-        yield name, description, [clause], _with_y(stream, y_data), "StreamError", small
+        yield name, description, _listed(clause), _with_y(stream, y_data), "StreamError", small
     raw_big = np.zeros((2, 1, 1), np.int64)
     raw_big[0, 0, 0] = 1 << 30  # raw = 2^31 + ...: 8 raw nibbles
     yield ("neg-escape-8-nibbles", "An escape with 8 raw nibbles (raw above 2^31) codes the latent 2^30, outside "
@@ -305,14 +464,15 @@ def negative_vectors(model_path: Path):
            _with_y(named, rans.encode_steps(steps) + bytes(limit - 8 + 4)), "StreamError", small)
     header = lambda edit: _header_edit(small, edit)  # noqa: E731
     for name, description, clause, broken in [
-        ("neg-model-json-nan", "A model header with the non-JSON literal NaN.", "2.4",
+        ("neg-model-json-nan", "A model header with the non-JSON literal NaN.", "2.7",
          header(lambda h: h.replace(b'"name":"broken"', b'"name":NaN', 1))),
         ("neg-model-5-bytes", "A model file of 5 bytes.", "6.1", small[:5]),
         ("neg-model-header-length-1", "A model whose header_length is 1.", "6.1",
          (1).to_bytes(8, "little") + small[8:]),
         ("neg-model-header-past-end", "A model whose header_length runs past the end of the file.", "6.1",
          (len(small)).to_bytes(8, "little") + small[8:]),
-        ("neg-model-not-json", "A model header that is not JSON.", "6.1", header(lambda h: b"{{" + h[2:])),
+        ("neg-model-not-json", "A model header that is not JSON.", ["2.7", "6.1"],
+         header(lambda h: b"{{" + h[2:])),
         ("neg-model-header-array", "A model header that is a JSON array.", "6.1",
          header(lambda h: b"[" + h + b"]")),
         ("neg-model-metadata-number", "A model whose __metadata__ holds a number.", "6.1",
@@ -332,7 +492,7 @@ def negative_vectors(model_path: Path):
         ("neg-model-architecture", "A model whose architecture is 'joint-2', unknown.", "6.2",
          header(lambda h: h.replace(b'"architecture":"factorized"', b'"architecture":"joint-2"', 1))),
     ]:
-        yield name, description, [clause], _patch(small_stream, 6, sha256(broken)), "ModelError", \
+        yield name, description, _listed(clause), _patch(small_stream, 6, sha256(broken)), "ModelError", \
             broken
     for name, description, clause, edit in [
         ("neg-model-igdn-shift-48", "A model whose IGDN shift is 48.", "6.4",
@@ -345,15 +505,16 @@ def negative_vectors(model_path: Path):
          lambda t: t.update({"entropy.y.cdf": np.ascontiguousarray(t["entropy.y.cdf"][:, :1])})),
     ]:
         broken = _broken_model(small, edit)
-        yield name, description, [clause], _patch(small_stream, 6, sha256(broken)), "ModelError", \
+        yield name, description, _listed(clause), _patch(small_stream, 6, sha256(broken)), "ModelError", \
             broken
+    yield from json_negative_vectors(small, small_stream)
 
 
 def _overlap(model: bytes) -> bytes:
     """The model with the data_offsets of its first two tensors (by offset) shifted to overlap by 4 bytes."""
     n = read_le(model, 0, 8)  # header_length (spec §6.1)
     header = json.loads(model[8:8 + n])
-    first, second = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0])[:2]
+    second = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][0])[1]
     begin, end = header[second]["data_offsets"]
     header[second]["data_offsets"] = [begin - 4, end - 4]
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -442,13 +603,158 @@ def hyper_negative_vectors():
          lambda t: t["entropy.y.scale_bound"].__setitem__(slice(None), 5)),
     ]:
         broken = _broken_model(data, edit)
-        yield name, description, [clause], _patch(good, 6, sha256(broken)), "ModelError", broken
+        yield name, description, _listed(clause), _patch(good, 6, sha256(broken)), "ModelError", broken
+
+
+# --- quality levels (edition 4: spec §6.3, §6.4, §7.1, §7.2, §8.1, §8.11) --------------------------------
+
+QUALITY_N, QUALITY_M = 2, 4  # the channels of the quality models
+QUALITY_SIZE = (130, 66)  # width, height of the quality vectors: latents 5 x 9, hyper-latents 2 x 3
+# the gains of the lowest and the highest level (the levels between are random_gains): 1, the identity 2^16 and
+# MAX_GAIN = 2^24 in each, and gains of odd * 2^15 and 5 * 2^14 whose products with odd latents, and with
+# latents of 2 modulo 4, are exact ties of Round2 in ApplyGain (spec §8.11)
+QUALITY_GAINS = {"lowest": {"y": [1, 1 << 15, MAX_GAIN, IDENTITY_GAIN], "z": [MAX_GAIN, 3 << 15]},
+                 "highest": {"y": [MAX_GAIN, IDENTITY_GAIN, 5 << 14, 1], "z": [5 << 14, MAX_GAIN]}}
+GAIN_CASES = {"clip-high", "clip-low", "tie-negative", "tie-positive"}
+
+
+def quality_model(arch: str) -> bytes:
+    """A small random model of ``arch`` with 3 or 4 quality levels, whose lowest and highest levels have the
+    gains of QUALITY_GAINS (random_model with quality_levels, then those two rows set)."""
+    k = list(ARCHITECTURES).index(arch)
+    levels = 3 + k % 2
+    data = random_model(np.random.default_rng(70 + k), QUALITY_N, QUALITY_M, name=f"quality-{arch}",
+                        architecture=arch, levels=4, quality_levels=levels)
+
+    def edit(tensors: dict) -> None:
+        for name in ("y", "z") if arch != "factorized" else ("y",):
+            gain = tensors[f"quality.{name}_gain"]
+            gain[0], gain[-1] = QUALITY_GAINS["lowest"][name], QUALITY_GAINS["highest"][name]
+
+    return _broken_model(data, edit)
+
+
+def quality_latents(model, seed: int) -> tuple:
+    """(y, z) for QUALITY_SIZE: small random latents, and in every channel -32768 and 32767, so that a gain
+    above 2^16 clips both ways; in z also 2, -3 and -6, odd and 2 modulo 4 (ties with the gains above)."""
+    rng = np.random.default_rng(seed)
+    lat = latent_size(QUALITY_SIZE[1], QUALITY_SIZE[0])
+    y = rng.integers(-300, 301, size=(model.m, *lat))
+    y[:, 0, 0], y[:, 0, 1] = ACT_MIN, ACT_MAX
+    if model.architecture == "factorized":
+        return y, None
+    z = rng.integers(-20, 21, size=hyper_shape(model, lat))
+    z[:, 0, 0], z[:, 0, 1], z[:, 0, 2], z[:, 1, 0], z[:, 1, 1] = ACT_MIN, ACT_MAX, 2, -3, -6
+    return y, z
+
+
+def gain_cases(x: np.ndarray, gain_row: np.ndarray) -> set:
+    """What ApplyGain(x, gain_row) (spec §8.11) meets: Round2 results above ACT_MAX or below ACT_MIN (the
+    clip), exact ties of Round2 (x * G = 2^15 modulo 2^16) for negative and for positive x."""
+    product = x * gain_row.astype(np.int64)[:, None, None]
+    rounded = (product + (1 << 15)) >> GAIN_SHIFT
+    tie = product % (1 << GAIN_SHIFT) == 1 << 15
+    found = {"clip-high": rounded.max() > ACT_MAX, "clip-low": rounded.min() < ACT_MIN,
+             "tie-negative": np.any(tie & (x < 0)), "tie-positive": np.any(tie & (x > 0))}
+    return {case for case, present in found.items() if present}
+
+
+def quality_vectors():
+    """(name, description, clauses, stream, model bytes): version-2 streams at the lowest and the highest
+    quality level of a model of each architecture, and a version-1 stream of a joint model with quality
+    levels (no gain applied, spec §8.1)."""
+    width, height = QUALITY_SIZE
+    for k, arch in enumerate(ARCHITECTURES):
+        data = quality_model(arch)
+        model = load_model(data)
+        for which, level in (("lowest", 0), ("highest", model.levels - 1)):
+            y, z = quality_latents(model, 80 + 2 * k + level % 2)
+            stream, y_hat = code_latents(y, model, width, height, "reference", z, level)
+            assert np.array_equal(y_hat, y) and stream[4:7] == bytes([2, model.code, level])
+            gains = set(model.y_gain[level].tolist()) | set([] if z is None else model.z_gain[level].tolist())
+            assert gain_cases(y, model.y_gain[level]) == GAIN_CASES, (arch, which)
+            if z is not None:
+                assert gain_cases(z, model.z_gain[level]) == GAIN_CASES, (arch, which)
+            assert {1, IDENTITY_GAIN, MAX_GAIN} <= gains
+            z_text = "" if z is None else (f"; z_gain {QUALITY_GAINS[which]['z']} on hyper-latents with the same "
+                                           "extremes and with values that make ties of both signs")
+            yield (f"quality-{arch}-{which}", f"A version-2 stream at the {which} quality level (quality {level}, of "
+                   f"levels 0 .. {model.levels - 1}) of a small {arch} model: y_gain {QUALITY_GAINS[which]['y']} (1, "
+                   "the identity 2^16, 2^24 and a gain whose Round2 meets exact ties of both signs) on latents with "
+                   f"-32768 and 32767 in every channel, so that ApplyGain clips both ways{z_text}. Its stages include "
+                   f"{'' if z is None else 'z_gain and '}y_gain.",
+                   ["2.4", "3.4", "3.5", "5.1", "6.3", "6.4", "7.1", "7.2", "8.1", "8.11", "9.4", *CLAUSES[arch]],
+                   stream, data)
+    data = quality_model("joint")
+    model = load_model(data)
+    y, z = quality_latents(model, 90)
+    stream = encode_latents(y, model, width, height, "reference", z)
+    plain = _broken_model(data, lambda t: [t.pop(name) for name in ("quality.y_gain", "quality.z_gain")])
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [Path(tmp) / "gains.safetensors", Path(tmp) / "plain.safetensors"]
+        files[0].write_bytes(data)
+        files[1].write_bytes(plain)
+        plain_stream = encode_latents(y, load_model(plain), width, height, "reference", z)
+        assert plain_stream == _named(stream, plain)
+        assert np.array_equal(decode(stream, files[:1]), decode(plain_stream, files[1:]))
+    yield ("quality-version-1", f"A version-1 stream of the joint model of quality-joint-* ({model.levels} quality "
+           "levels): no gain is applied, so the picture is that of the same stream with the quality tensors "
+           "removed from the model, and there are no stages z_gain and y_gain.",
+           ["6.3", "7.1", "7.2", "8.1", "8.11", "9.4", *CLAUSES["joint"]], stream, data)
+
+
+def quality_negative_vectors():
+    """(name, description, clauses, stream, error class, model bytes): the stream's quality level against the
+    model's (spec §8.1), and broken quality tensors (§6.3, §6.4), on 16x16 streams of zero latents."""
+    data = quality_model("hyperprior")
+    model = load_model(data)
+    levels = model.levels
+    zeros_y, zeros_z = np.zeros((model.m, 1, 1), np.int64), np.zeros((model.n, 1, 1), np.int64)
+    top = encode_latents(zeros_y, model, 16, 16, "reference", zeros_z, levels - 1)
+    yield ("neg-quality-level-L", f"A version-2 stream whose quality is {levels}, the number of levels of its "
+           f"hyperprior model (levels 0 .. {levels - 1}).", ["7.2", "8.1"], _patch(top, 6, bytes([levels])),
+           "StreamError", data)
+    yield ("neg-stream-42-bytes-version-2", f"A version-2 stream cut to {FIXED_BYTES} bytes: the fixed header of "
+           f"version 1, one byte short of the {FIXED_BYTES + 1} of version 2.", ["7.1"], top[:FIXED_BYTES],
+           "StreamError", data)
+    small = small_model()
+    yield ("neg-quality-no-levels", "A version-2 stream (quality 0) of the small factorized model, which has no "
+           "quality tensors.", ["7.2", "8.1"], encode_latents(np.zeros((2, 1, 1), np.int64), load_model(small),
+                                                             16, 16, "reference", level=0), "StreamError", small)
+    gain_names = ("quality.y_gain", "quality.z_gain")
+    for name, description, clause, edit in [
+        ("neg-model-quality-y-only", "A hyperprior model with quality.y_gain but without quality.z_gain.", "6.3",
+         lambda t: t.pop("quality.z_gain")),
+        ("neg-model-quality-z-only", "A hyperprior model with quality.z_gain but without quality.y_gain.", "6.3",
+         lambda t: t.pop("quality.y_gain")),
+        ("neg-model-quality-gain-0", f"A hyperprior model with a y gain of 0 at level 0 (the stream uses level "
+         f"{levels - 1}: every gain is checked).", "6.4", lambda t: t["quality.y_gain"].__setitem__((0, 1), 0)),
+        ("neg-model-quality-gain-over", "A hyperprior model with a z gain of 2^24 + 1 at the stream's level.", "6.4",
+         lambda t: t["quality.z_gain"].__setitem__((levels - 1, 0), MAX_GAIN + 1)),
+        ("neg-model-quality-levels-differ", f"A hyperprior model with {levels} rows of quality.y_gain and "
+         f"{levels + 1} of quality.z_gain.", "6.3",
+         lambda t: t.update({"quality.z_gain": np.concatenate([t["quality.z_gain"], t["quality.z_gain"][:1]])})),
+        ("neg-model-quality-levels-65", "A hyperprior model with 65 quality levels (at most 64).", "6.3",
+         lambda t: t.update({k: np.repeat(t[k][:1], MAX_QUALITY_LEVELS + 1, axis=0) for k in gain_names})),
+        ("neg-model-quality-y-gain-1d", "A hyperprior model whose quality.y_gain is one-dimensional (its L * M "
+         "gains in a row).", "6.3", lambda t: t.update({"quality.y_gain": t["quality.y_gain"].reshape(-1)})),
+    ]:
+        broken = _broken_model(data, edit)
+        yield name, description, [clause], _named(top, broken), "ModelError", broken
+    factorized = quality_model("factorized")
+    fm = load_model(factorized)
+    broken = _broken_model(factorized, lambda t: t.update(
+        {"quality.z_gain": np.full((fm.levels, fm.n), IDENTITY_GAIN, np.int32)}))
+    stream = encode_latents(np.zeros((fm.m, 1, 1), np.int64), fm, 16, 16, "reference", level=0)
+    yield ("neg-model-factorized-z-gain", "A factorized model with quality levels and a quality.z_gain, which only "
+           "the architectures with a hyperprior have.", ["6.3"], _named(stream, broken), "ModelError", broken)
 
 
 def write_negative(root: Path, index: list, model_file: Path) -> None:
     """The negative vectors, after checking that both decoders report their class for the clause listed."""
     for name, description, clauses, stream, error, broken in [*negative_vectors(model_file),
-                                                                *hyper_negative_vectors()]:
+                                                                *hyper_negative_vectors(),
+                                                                *quality_negative_vectors()]:
         model = model_file if broken is None else store_model(root, broken)
         for impl in ("reference", "fast"):
             try:
@@ -472,6 +778,9 @@ def write_vector(root: Path, index: list, name: str, description: str, clauses: 
     model = load_model(model_file.read_bytes())
     manifest = positive_manifest(name, description, sorted(set(clauses) | set(EVERY_DECODE), key=_clause_order),
                                  stream, pixels, model_file, model)
+    gained = {"y_gain"} | ({"z_gain"} if model.architecture != "factorized" else set())
+    named = {stage["name"] for stage in manifest["stages"]}  # z_gain, y_gain: stages of version 2 only (§9.4)
+    assert named & gained == (gained if stream[4] == 2 else set()), (name, named)
     write_vector_folder(root, manifest, stream, pixels)
     index.append(index_entry(name))
     print(f"{name}: {len(stream)} bytes, {pixels.shape[1]}x{pixels.shape[0]}")
@@ -491,7 +800,8 @@ def generate(root: Path, models: Path) -> None:
         for name, description, clauses, stream in model_vectors(model_file):
             write_vector(root, index, name, description, clauses, stream, model_file)
     for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), *ties_vectors(),
-                                                      *mean_shift_vectors(), escaped_names_vector()]:
+                                                      *mean_shift_vectors(), escaped_names_vector(),
+                                                      json_variants_vector(), *quality_vectors()]:
         write_vector(root, index, name, description, clauses, stream, store_model(root, data))
     write_negative(root, index, files["factorized"])
     write_json(root / "index.json", {"suite": "refcodec golden vectors", "version": 1, "vectors": index})
