@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this repository's refcodec
 
-from refcodec.conformance.coverage import main  # noqa: E402
+from refcodec.conformance.coverage import main
 
 if __name__ == "__main__":
     sys.exit(main())

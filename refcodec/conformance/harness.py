@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,10 +130,8 @@ class Decoders:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with suppress(ProcessLookupError):  # the group has already exited
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def last_line(output: bytes) -> str:

@@ -122,9 +122,9 @@ def judge(vector: Vector, outcome: Outcome, output: Path, dump: Path, config: Co
 
 def check_positive(vector: Vector, outcome: Outcome, output: Path, config: Config) -> str:
     """Passes when the decoder exits with status 0 and writes exactly the expected pixels."""
-    require_finished(outcome)
-    if outcome.status != 0:
-        raise Failure("exit-status", f"{describe_status(outcome.status)}: {outcome.stderr or '(no message)'}")
+    exit_status = require_finished(outcome)
+    if exit_status != 0:
+        raise Failure("exit-status", f"{describe_status(exit_status)}: {outcome.stderr or '(no message)'}")
     if not output.exists():
         raise Failure("missing-output", "exit status 0 but no output file")
     width, height = vector.manifest["width"], vector.manifest["height"]
@@ -138,13 +138,13 @@ def check_positive(vector: Vector, outcome: Outcome, output: Path, config: Confi
 def check_negative(vector: Vector, outcome: Outcome, output: Path) -> str:
     """Passes when the decoder reports an error (a non-zero exit status), leaves no
     output file and, if its stderr names an error class, names the expected one (spec §2.6)."""
-    require_finished(outcome)
+    exit_status = require_finished(outcome)
     expected = vector.manifest["expected_error"]
-    status = describe_status(outcome.status)
-    if outcome.status == 0:
+    status = describe_status(exit_status)
+    if exit_status == 0:
         wrote = f"wrote {output_size(output)}" if output.exists() else "wrote no output"
         raise Failure("accepted", f"{status} and {wrote}; expected a {expected}")
-    if outcome.status < 0:
+    if exit_status < 0:
         raise Failure("crashed", f"{status} instead of reporting a {expected}")
     if output.exists():
         raise Failure("output-left", f"{status} but left an output file ({output_size(output)}): "
@@ -155,9 +155,11 @@ def check_negative(vector: Vector, outcome: Outcome, output: Path) -> str:
     return f"rejected, {status}: {outcome.stderr or '(no message)'}"
 
 
-def require_finished(outcome: Outcome) -> None:
+def require_finished(outcome: Outcome) -> int:
+    """The decoder's exit status; a timeout failure if it was killed after the timeout."""
     if outcome.status is None:
         raise Failure("timeout", f"timed out, killed after {outcome.seconds:.1f} s")
+    return outcome.status
 
 
 def describe_status(status: int) -> str:
@@ -215,9 +217,9 @@ def mismatch(vector: Vector, pixels: np.ndarray, diff_dir: Path) -> Failure:
     with Image.open(vector.expected) as im:
         expected = np.asarray(im.convert("RGB"))
     diff = np.abs(pixels.astype(np.int16) - expected.astype(np.int16)).max(axis=2)
-    quality = psnr(pixels, expected)
+    measured = psnr(pixels, expected)
     differing, largest = int(np.count_nonzero(diff)), int(diff.max())
-    quality = None if quality == float("inf") else quality  # JSON has no infinity
+    quality = None if measured == float("inf") else measured  # JSON has no infinity
     heatmap = diff_dir / f"{vector.name}.png"
     try:
         diff_dir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +269,7 @@ def first_divergent_stage(stages: list[dict], folder: Path) -> tuple[str | None,
     paths = [folder / f"{stage['name']}{STAGE_SUFFIX}" for stage in stages]
     if not any(os.path.lexists(path) for path in paths):
         return None
-    for stage, path in zip(stages, paths):
+    for stage, path in zip(stages, paths, strict=True):
         problem = stage_file_problem(path, stage_file_size(stage), stage["sha256"])
         if problem:
             return stage["name"], problem

@@ -106,8 +106,11 @@ def run_random(args: argparse.Namespace, config: Config, decoders: Decoders) -> 
             result.note = case.summary()
         failed = [(case, result) for case, result in zip(cases, results, strict=True) if not result.passed]
         scratch = dataclasses.replace(config, diff_dir=Path(tmp) / "diffs")
-        run_parallel(lambda f: shrink_and_save(*f, scratch, decoders, budget, save_dir, Path(tmp) / f[0].name),
-                     failed, [case.name for case, _ in failed], args.jobs, decoders)
+        def shrink_one(failure: tuple[Case, Result]) -> None:
+            case, result = failure
+            shrink_and_save(case, result, scratch, decoders, budget, save_dir, Path(tmp) / case.name)
+
+        run_parallel(shrink_one, failed, [case.name for case, _ in failed], args.jobs, decoders)
     return results, {"random": args.random, "seed": seed, "save_dir": str(save_dir.resolve())}
 
 

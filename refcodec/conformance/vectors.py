@@ -24,6 +24,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.png"
 def smooth_image(seed: int, w: int, h: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, size=(max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
 
 
 CLAUSES = {"factorized": ["8.3"], "hyperprior": ["8.3", "8.7", "8.8", "8.9", "5.6", "5.7"],
@@ -324,7 +325,7 @@ def escaped_names_vector():
             "for the first dot.", ["2.7", "6.1", "6.3"], stream, escaped)
 
 
-def _listed(clause: str | list[str]) -> list[str]:
+def _listed(clause: str | Sequence[str]) -> list[str]:
     """The clauses of a vector written as one clause or a list of them."""
     return [clause] if isinstance(clause, str) else list(clause)
 
@@ -418,7 +419,7 @@ def negative_vectors(model_path: Path):
         broken = _broken_model(small, edit)
         stream = _patch(small_stream, 6, sha256(broken))
         yield name, description, _listed(clause), stream, "ModelError", broken
-    for name, description, clause, broken in [
+    for name, description, cited, broken in [
         ("neg-model-duplicate-key", "A model header in which a tensor name occurs twice.", "2.7",
          _header_edit(small, lambda h: h.replace(b'{"__metadata__"', b'{"synthesis.0.bias":{},"__metadata__"', 1))),
         ("neg-model-metadata-N", "A model whose N is written '02' (a leading zero).", "6.2",
@@ -429,7 +430,7 @@ def negative_vectors(model_path: Path):
          _header_edit(small, lambda h: h.replace(b'"shape":[2]', b'"shape":[2.0]', 1))),
     ]:
         stream = _patch(small_stream, 6, sha256(broken))
-        yield name, description, _listed(clause), stream, "ModelError", broken
+        yield name, description, _listed(cited), stream, "ModelError", broken
     # the rANS decoder's own checks (spec §3), on a one-value sub-stream of the small model
     one = load_model(small)
     table = one.y_table
@@ -463,7 +464,7 @@ def negative_vectors(model_path: Path):
            "latents can use (spec §7.3), rejected before the model is looked up.", ["7.3"],
            _with_y(named, rans.encode_steps(steps) + bytes(limit - 8 + 4)), "StreamError", small)
     header = lambda edit: _header_edit(small, edit)  # noqa: E731
-    for name, description, clause, broken in [
+    for name, description, cited, broken in [
         ("neg-model-json-nan", "A model header with the non-JSON literal NaN.", "2.7",
          header(lambda h: h.replace(b'"name":"broken"', b'"name":NaN', 1))),
         ("neg-model-5-bytes", "A model file of 5 bytes.", "6.1", small[:5]),
@@ -492,7 +493,7 @@ def negative_vectors(model_path: Path):
         ("neg-model-architecture", "A model whose architecture is 'joint-2', unknown.", "6.2",
          header(lambda h: h.replace(b'"architecture":"factorized"', b'"architecture":"joint-2"', 1))),
     ]:
-        yield name, description, _listed(clause), _patch(small_stream, 6, sha256(broken)), "ModelError", \
+        yield name, description, _listed(cited), _patch(small_stream, 6, sha256(broken)), "ModelError", \
             broken
     for name, description, clause, edit in [
         ("neg-model-igdn-shift-48", "A model whose IGDN shift is 48.", "6.4",
@@ -793,7 +794,7 @@ def generate(root: Path, models: Path) -> None:
         shutil.rmtree(old.parent)
     shutil.rmtree(root / "models", ignore_errors=True)
     (root / "models").mkdir(parents=True)
-    index = []
+    index: list[dict] = []
     files = {arch: store_model(root, (models / f"{arch}.safetensors").read_bytes()) for arch in ARCHITECTURES
              if (models / f"{arch}.safetensors").exists()}
     for model_file in files.values():
