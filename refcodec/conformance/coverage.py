@@ -1,6 +1,7 @@
 """Measure what the golden vectors exercise (spec §9.3; run by hand, not a test).
 
-    python vectors/measure_coverage.py [--vectors DIR] [--json FILE] [--ties]
+    python -m refcodec.conformance.coverage [--vectors DIR] [--json FILE] [--ties]
+    python vectors/measure_coverage.py [--vectors DIR] [--json FILE] [--ties]     (the same)
 
 1. Code: refcodec's reference decoder (``refcodec.decoder.decoding.decode_stream(..., impl="reference")``,
    and for positive vectors ``refcodec.decoder.decoding.stages``, which gives the checksums of
@@ -14,9 +15,11 @@
    the condition.
 2. Error checks: branch coverage cannot see which condition of a helper such as
    ``require(ok, ...)`` failed, so every place the decoder reports an error (a call
-   of ``_fail``, ``require``, ``require_rows``, ``check_range`` or a ``raise`` of
-   StreamError or ModelError) is listed with the negative vectors that reach it,
-   read from the traceback of the error each one raises.
+   of ``_fail``, ``require``, ``require_rows``, ``check_range``, ``json_require``
+   (JsonRequire of §2.7), ``_number_error`` or a ``raise`` of StreamError or
+   ModelError) is listed with the negative vectors that reach it, read from the
+   traceback of the error each one raises, and with its clause (named at the call,
+   by the helper's default, or by the module's ``CLAUSE``).
 3. Clauses: every normative clause of spec chapters 2-9 (``## 3.5 Title`` headings;
    clauses whose title says informative, and the Annexes, are left out) with the
    vectors whose manifest lists it in ``clauses``, and the clauses none lists.
@@ -61,12 +64,15 @@ NOT_DECODING = [  # definitions in DECODE_PATH that decoding never runs (coverag
     r"^def model_from_file\(", r"^def model_by_name\(",  # model.py: the shipped-model helpers
     r"^def shipped_models\(", r"^def kodak_figures\(",
     r"^class InputError\(",  # errors.py: the encoder's error
+    r"^def crop\(", r"^def implementations\(",  # decoding.py: the CLI's stage output and --impl choices
 ]
-ERROR_CLASS_OF_FILE = {"model.py": "ModelError", "cdf.py": "ModelError"}  # otherwise StreamError
+ERROR_CLASS_OF_FILE = {"model.py": "ModelError", "cdf.py": "ModelError",  # otherwise StreamError
+                       "json_text.py": "ModelError"}
 ERROR_CLASSES = ("StreamError", "ModelError")
-HELPERS = {"_fail", "require", "require_rows", "check_range"}  # functions that only raise an error for a caller
+# functions that only raise an error for a caller (json_require is JsonRequire of spec §2.7)
+HELPERS = {"_fail", "require", "require_rows", "check_range", "json_require", "_number_error"}
 CLAUSE_IN_CODE = re.compile(r"""["'](\d+\.\d+)["']""")
-RAISES = re.compile(r"\b(raise|_fail|require|require_rows)\b")
+RAISES = re.compile(r"\b(raise|_fail|require|require_rows|json_require|_number_error)\b")
 HEADING = re.compile(r"^## (\d+\.\d+) (.+?)(?: \{#[^}]*\})?\s*$", re.M)
 INFORMATIVE = re.compile(r"\binformative\b", re.I)
 NORMATIVE_CHAPTERS = "0[2-9]-*.md"
@@ -125,9 +131,9 @@ def decode_vector(vector: Vector) -> tuple[str, tuple | None]:
         return f"{name}: decoded, expected a {manifest['expected_error']}", None
     if sha256(pixels.tobytes()).hex() != manifest["pixels_sha256"]:
         return f"{name}: pixels differ from pixels_sha256", None
-    wrong = [s["name"] for s in manifest.get("stages", [])
-             if sha256(stage_bytes(dumped[s["name"]])).hex() != s["sha256"]]
-    return (f"{name}: stages {', '.join(wrong)} differ from the manifest" if wrong else ""), None
+    differing = [s["name"] for s in manifest.get("stages", [])
+                 if sha256(stage_bytes(dumped[s["name"]])).hex() != s["sha256"]]
+    return (f"{name}: stages {', '.join(differing)} differ from the manifest" if differing else ""), None
 
 
 def reporting_check(error: Exception) -> tuple[str, int] | None:
@@ -229,6 +235,7 @@ def check_sites(path: Path) -> list[dict]:
     tree = ast.parse(source)
     excluded = [re.compile(p) for p in NOT_DECODING]
     defaults = helper_clauses(tree)
+    module_clause = module_level_clause(tree)
     sites = []
 
     def visit(node, function):
@@ -243,7 +250,7 @@ def check_sites(path: Path) -> list[dict]:
                 clause = CLAUSE_IN_CODE.search(text)
                 named = re.search(r"\b(StreamError|ModelError)\b", text)
                 sites.append({"file": path.name, "lines": [child.lineno, child.end_lineno], "function": name,
-                              "clause": clause.group(1) if clause else defaults.get(called(child), ""),
+                              "clause": clause.group(1) if clause else defaults.get(called(child), module_clause),
                               "error": named.group(1) if named else ERROR_CLASS_OF_FILE.get(path.name, "StreamError"),
                               "code": text})
             visit(child, name)
@@ -267,11 +274,20 @@ def reports_error(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Raise) and called(stmt) in ERROR_CLASSES
 
 
+def module_level_clause(tree: ast.Module) -> str:
+    """The clause of a module whose checks all report one (``CLAUSE = "2.7"`` in json_text.py), else ""."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["CLAUSE"]
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            return node.value.value
+    return ""
+
+
 def helper_clauses(tree: ast.Module) -> dict[str, str]:
     """helper -> the clause it reports when its caller names none: the default of a clause
     parameter (``require(ok, what, clause="4.2")``), or that of the helper it calls."""
     helpers = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in HELPERS]
-    clauses = {f.name: d.value for f in helpers for d in f.args.defaults
+    clauses = {f.name: str(d.value) for f in helpers for d in f.args.defaults
                if isinstance(d, ast.Constant) and re.fullmatch(r"\d+\.\d+", str(d.value))}
     for f in helpers:
         inner = [called(s) for s in ast.walk(f) if isinstance(s, ast.Expr) and called(s) in clauses]
@@ -346,11 +362,9 @@ def rounding_ties_down_in(target: list, function, layers):
 
 def normative_clauses(spec: Path) -> dict[str, str]:
     """clause number -> title of every normative clause of chapters 2-9, in order."""
-    clauses = {}
-    for path in sorted(spec.glob(NORMATIVE_CHAPTERS)):
-        for number, title in HEADING.findall(path.read_text(encoding="utf-8")):
-            if not INFORMATIVE.search(title):
-                clauses[number] = title
+    clauses = {number: title for path in sorted(spec.glob(NORMATIVE_CHAPTERS))
+               for number, title in HEADING.findall(path.read_text(encoding="utf-8"))
+               if not INFORMATIVE.search(title)}
     return dict(sorted(clauses.items(), key=lambda kv: tuple(map(int, kv[0].split(".")))))
 
 
@@ -438,12 +452,14 @@ def build_report(folder: Path, ties: bool) -> dict:
         measured["files"].items(), key=lambda kv: DECODE_PATH.index(Path(kv[0]).name))}
     clauses = clause_coverage(normative_clauses(SPEC), vectors)
     listed = {c for v in vectors for c in v.manifest["clauses"]}
-    return {"vectors": len(vectors), "coverage_version": coverage.__version__, "problems": problems,
-            "files": files, "totals": figures(measured["totals"]), "checks": checks,
-            "unreached_checks": [f"{c['file']}:{c['lines'][0]}" for c in checks if not c["vectors"]],
-            "clauses": clauses, "uncovered_clauses": [n for n, c in clauses.items() if not c["vectors"]],
-            "unknown_clauses": sorted(listed - set(clauses)),
-            **({"ties": tie_layers, "unchecked_ties": [k for k, v in tie_layers.items() if not v]} if ties else {})}
+    report = {"vectors": len(vectors), "coverage_version": coverage.__version__, "problems": problems,
+              "files": files, "totals": figures(measured["totals"]), "checks": checks,
+              "unreached_checks": [f"{c['file']}:{c['lines'][0]}" for c in checks if not c["vectors"]],
+              "clauses": clauses, "uncovered_clauses": [n for n, c in clauses.items() if not c["vectors"]],
+              "unknown_clauses": sorted(listed - set(clauses))}
+    if tie_layers is not None:
+        report.update({"ties": tie_layers, "unchecked_ties": [k for k, v in tie_layers.items() if not v]})
+    return report
 
 
 def main(argv=None) -> int:
