@@ -215,13 +215,13 @@ def small_model_stream(model: bytes) -> bytes:
 def json_variants_model() -> bytes:
     """The small model with its header written in the less common forms of spec §2.7 that a decoder must
     accept: whitespace (tab, LF, CR, space) after the first '{', escapes in the metadata name (\\u006f, a
-    surrogate pair, \\/, \\u0000), unpaired surrogates in member names that differ only there ("x\\ud800",
-    "x\\udbff", "x\\udc00\\ud800"), a tensor name with an escape ("entropy.y.\\u0063df") and the
+    surrogate pair, \\/, \\u0000), unpaired surrogates in four different member names ("x\\ud800",
+    "x\\udbff", "x\\udc00\\ud800", "x\\ud800\\u0041"), a tensor name with an escape ("entropy.y.\\u0063df") and the
     integer -0 as its first data offset."""
     def edit(h: bytes) -> bytes:
         for old, new in [
             (b'"name":"broken"', b'"name":"br\\u006fken \\ud83d\\ude00 \\/ \\u0000","x\\ud800":"a","x\\udbff":"b",'
-                                 b'"x\\udc00\\ud800":"c"'),
+                                 b'"x\\udc00\\ud800":"c","x\\ud800\\u0041":"d"'),
             (b'"entropy.y.cdf":', b'"entropy.y.\\u0063df":'),
             (b'"data_offsets":[0,', b'"data_offsets":[-0,'),
             (b"{", b"{\t\n\r "),
@@ -240,12 +240,13 @@ def json_variants_vector():
     plain_meta, plain = parse_container(small_model())
     high, last_high, low = chr(0xD800), chr(0xDBFF), chr(0xDC00)  # unpaired surrogates, kept as they are
     expected = {**plain_meta, "name": "broken \U0001f600 / \0", "x" + high: "a", "x" + last_high: "b",
-                "x" + low + high: "c"}
-    assert set(tensors) == set(plain) and meta == expected and len(expected) == len(plain_meta) + 3
+                "x" + low + high: "c", "x" + high + "A": "d"}
+    assert set(tensors) == set(plain) and meta == expected and len(expected) == len(plain_meta) + 4
     return ("model-json-variants", "A valid model whose JSON header has whitespace (tab, LF, CR, space) after its "
             "first '{', the metadata name \"br\\u006fken \\ud83d\\ude00 \\/ \\u0000\" (escapes of a letter, a "
-            "surrogate pair, '/' and U+0000), three informative metadata members whose names differ only in "
-            "unpaired surrogates (\"x\\ud800\", \"x\\udbff\", \"x\\udc00\\ud800\": different names), the tensor "
+            "surrogate pair, '/' and U+0000), four informative metadata members with unpaired surrogates in "
+            "their names (\"x\\ud800\", \"x\\udbff\", \"x\\udc00\\ud800\" and \"x\\ud800\\u0041\", a high surrogate "
+            "followed by an escape that is not a low one: four different names), the tensor "
             "name \"entropy.y.\\u0063df\" and the data offset -0 (which is 0).", ["2.7", "6.1", "6.2", "6.3"],
             small_model_stream(data), data)
 
