@@ -115,7 +115,8 @@ def _run(words, targets, model, params: np.ndarray) -> tuple:
     """The kernel over ``params``: ((code, aux), y_hat, values, rows), the last three (LatH, LatW, M)."""
     m, lat_h, lat_w = model.m, params.shape[1], params.shape[2]
     y = np.zeros((lat_h, lat_w, m), np.int64)
-    values, rows = np.zeros_like(y), np.zeros_like(y)
+    unused = np.zeros((0, 0, 0), np.int64)  # decoding writes no values or rows
+    values, rows = (np.zeros_like(y), np.zeros_like(y)) if targets.size else (unused, unused)
     table = model.y_table
     result = _loop(words, targets, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
                    model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
