@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from refcodec.decoder.conventions import clause, read_le
@@ -102,3 +103,38 @@ def parse_stream(data: bytes) -> StreamHeader:
         z_data, pos = read_sub_stream(data, pos, "z", False, z_h * z_w)
     y_data, _ = read_sub_stream(data, pos, "y", True, lat_h * lat_w)
     return StreamHeader(version, architecture, quality, model_id, width, height, z_data, y_data)
+
+
+# The length of the largest valid stream (spec §7.3): a version-2 header, both length fields, and the longest
+# z and y sub-streams §7.3 allows at MAX_DIMENSION x MAX_DIMENSION with MAX_CHANNELS channels: 1,426,063,427
+# bytes ("about 1.43 · 10^9").
+_LAT = latent_size(MAX_DIMENSION, MAX_DIMENSION)  # (256, 256)
+_HYPER = hyper_size(*_LAT)  # (64, 64)
+MAX_STREAM_BYTES = (FIXED_BYTES + 1 + 2 * 4 + 2 * 8
+                    + 4 * MAX_WORDS_PER_VALUE * MAX_CHANNELS * (_HYPER[0] * _HYPER[1] + _LAT[0] * _LAT[1]))
+_READ_CHUNK = 1 << 20
+
+
+def read_stream_file(source) -> bytes:
+    """The bytes of a stream file (a path, or a binary file object such as ``sys.stdin.buffer``), read in
+    chunks and never more than MAX_STREAM_BYTES + 1 bytes, whatever the file claims to be: a longer file
+    (``/dev/zero``, an endless FIFO) is a StreamError (spec §7.3) once that many bytes have been read.
+    A file that cannot be opened or read raises OSError (spec §2.6: outside both error classes)."""
+    if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        with open(source, "rb") as f:
+            return read_stream_file(f)
+    limit = MAX_STREAM_BYTES  # looked up at each call (tests lower it)
+    name = getattr(source, "name", "stream")
+    try:
+        size = os.fstat(source.fileno()).st_size  # a regular file that says it is longer: refused before reading
+    except (AttributeError, OSError, ValueError):
+        size = 0
+    if size > limit:
+        raise StreamError(f"{name} is longer than the largest valid stream ({limit} bytes)", "7.3")
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = source.read(min(_READ_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    raise StreamError(f"{name} is longer than the largest valid stream ({limit} bytes)", "7.3")

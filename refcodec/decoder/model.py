@@ -9,6 +9,7 @@ spec §6.4. Nothing is allocated from an unchecked size field.
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -353,15 +354,23 @@ def shipped_model_paths() -> dict:
 
 
 def read_model_file(path) -> bytes:
-    """Read a model file, refusing sizes beyond MAX_MODEL_BYTES before reading them (spec §6.1)."""
+    """Read a model file, never more than MAX_MODEL_BYTES + 1 bytes whatever its size claims (a FIFO,
+    ``/dev/zero``): a longer file is a ModelError (spec §6.1) once that many bytes have been read."""
     path = Path(path)
+    limit = MAX_MODEL_BYTES  # looked up at each call (tests lower it)
     try:
-        size = path.stat().st_size
-        if size > MAX_MODEL_BYTES:
-            _fail(f"model file {path} is {size} bytes, more than {MAX_MODEL_BYTES}", "6.1")
-        return path.read_bytes()
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:  # a regular file that says so: refused before reading
+                _fail(f"model file {path} is longer than {limit} bytes", "6.1")
+            data = bytearray()
+            while len(data) <= limit:
+                chunk = f.read(min(1 << 20, limit + 1 - len(data)))
+                if not chunk:
+                    return bytes(data)
+                data += chunk
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror}", "6.5") from None
+    raise ModelError(f"model file {path} is longer than {limit} bytes", "6.1")
 
 
 class Lru:
