@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from refcodec import decode, encode
-from refcodec.conformance.models import IDENTITY_GAIN, bound_model, random_model, ties_model
+from refcodec.conformance.models import IDENTITY_GAIN, bound_model, random_model, ties_model, with_gains
 from refcodec.conformance.suite import (
     DEFAULT_VECTORS,
     index_entry,
@@ -40,6 +40,7 @@ from refcodec.conformance.suite import (
     write_json,
     write_vector_folder,
 )
+from refcodec.decoder import decoding
 from refcodec.decoder.bitstream import (
     FIXED_BYTES,
     HEADER_BYTES,
@@ -48,7 +49,7 @@ from refcodec.decoder.bitstream import (
     hyper_size,
     latent_size,
 )
-from refcodec.decoder.conventions import read_le, sha256
+from refcodec.decoder.conventions import clip3, read_le, round2, sha256
 from refcodec.decoder.decoding import GAIN_SHIFT
 from refcodec.decoder.errors import RefcodecError
 from refcodec.decoder.json_text import MAX_JSON_DEPTH, parse_json
@@ -60,6 +61,7 @@ from refcodec.decoder.model import (
     MAX_QUALITY_LEVELS,
     MODELS_DIR,
     load_model,
+    model_from_file,
     parse_container,
 )
 from refcodec.encoder import encode as encoder
@@ -621,19 +623,62 @@ GAIN_CASES = {"clip-high", "clip-low", "tie-negative", "tie-positive"}
 
 
 def quality_model(arch: str) -> bytes:
-    """A small random model of ``arch`` with 3 or 4 quality levels, whose lowest and highest levels have the
-    gains of QUALITY_GAINS (random_model with quality_levels, then those two rows set)."""
+    """A small model of ``arch`` with 3 or 4 quality levels: the layers of ``ties_model`` (weights -1, 0, 1,
+    shifts 1 and 2), so that a gained latent changed by 1 (a tie of ApplyGain rounded the wrong way) changes
+    the picture, unlike the large shifts of a random model, and random gains (``with_gains``) whose lowest
+    and highest levels are set to QUALITY_GAINS."""
     k = list(ARCHITECTURES).index(arch)
     levels = 3 + k % 2
-    data = random_model(np.random.default_rng(70 + k), QUALITY_N, QUALITY_M, name=f"quality-{arch}",
-                        architecture=arch, levels=4, quality_levels=levels)
 
     def edit(tensors: dict) -> None:
         for name in ("y", "z") if arch != "factorized" else ("y",):
             gain = tensors[f"quality.{name}_gain"]
             gain[0], gain[-1] = QUALITY_GAINS["lowest"][name], QUALITY_GAINS["highest"][name]
 
-    return _broken_model(data, edit)
+    data = ties_model(arch, QUALITY_N, QUALITY_M, seed=70 + k, name=f"quality-{arch}")
+    return with_gains(data, np.random.default_rng(70 + k), levels, edit)
+
+
+def gained_variant(target, variant: str):
+    """refcodec.decoder.decoding.gained with ApplyGain (spec §8.11) done wrongly for the gain tensor ``target``
+    (a model's y_gain or z_gain): "ties-down" rounds exact ties of Round2 down, "no-clip" leaves out the Clip3
+    (what a decoder with either bug computes, for checking that a vector catches it)."""
+    gained = decoding.gained
+
+    def wrapped(x, gain, quality):
+        if gain is not target or quality is None:
+            return gained(x, gain, quality)
+        product = x * gain[quality].astype(np.int64)[:, None, None]
+        if variant == "no-clip":
+            return round2(product, GAIN_SHIFT)
+        return clip3(ACT_MIN, ACT_MAX, (product + (1 << (GAIN_SHIFT - 1)) - 1) >> GAIN_SHIFT)
+
+    return wrapped
+
+
+def caught_gain_bugs(stream: bytes, model_file: Path) -> set:
+    """The wrong ApplyGains of ``gained_variant`` ("<variant> <y_gain|z_gain>") that change the picture of
+    ``stream`` (or make its decoding fail), so that a decoder with that bug fails the vector."""
+    expected = decode(stream, [model_file], impl="reference")
+    model = model_from_file(model_file)  # the decoder's own (cached) model: its gain tensors are the ones used
+    caught = set()
+    gained = decoding.gained
+    for name in ("z_gain", "y_gain"):
+        target = getattr(model, name)
+        for variant in ("ties-down", "no-clip"):
+            if target is None:
+                continue
+            decoding.gained = gained_variant(target, variant)
+            try:
+                differ = not np.array_equal(decoding.decode_stream(stream, [model_file], impl="reference"),
+                                            expected)
+            except RefcodecError:
+                differ = True
+            finally:
+                decoding.gained = gained
+            if differ:
+                caught.add(f"{variant} {name}")
+    return caught
 
 
 def quality_latents(model, seed: int) -> tuple:
@@ -669,9 +714,18 @@ def quality_vectors():
     for k, arch in enumerate(ARCHITECTURES):
         data = quality_model(arch)
         model = load_model(data)
+        bugs = {f"{variant} {name}" for variant in ("ties-down", "no-clip")
+                for name in (("y_gain",) if arch == "factorized" else ("z_gain", "y_gain"))}
+        caught = set()  # the wrong ApplyGains the two vectors of this architecture catch: all of them
         for which, level in (("lowest", 0), ("highest", model.levels - 1)):
             y, z = quality_latents(model, 80 + 2 * k + level % 2)
             stream, y_hat = code_latents(y, model, width, height, "reference", z, level)
+            with tempfile.TemporaryDirectory() as tmp:
+                model_file = Path(tmp) / "model.safetensors"
+                model_file.write_bytes(data)
+                caught |= caught_gain_bugs(stream, model_file)
+            if which == "highest":
+                assert caught == bugs, (arch, bugs - caught)
             assert np.array_equal(y_hat, y) and stream[4:7] == bytes([2, model.code, level])
             gains = set(model.y_gain[level].tolist()) | set([] if z is None else model.z_gain[level].tolist())
             assert gain_cases(y, model.y_gain[level]) == GAIN_CASES, (arch, which)
@@ -683,8 +737,10 @@ def quality_vectors():
             yield (f"quality-{arch}-{which}", f"A version-2 stream at the {which} quality level (quality {level}, of "
                    f"levels 0 .. {model.levels - 1}) of a small {arch} model: y_gain {QUALITY_GAINS[which]['y']} (1, "
                    "the identity 2^16, 2^24 and a gain whose Round2 meets exact ties of both signs) on latents with "
-                   f"-32768 and 32767 in every channel, so that ApplyGain clips both ways{z_text}. Its stages include "
-                   f"{'' if z is None else 'z_gain and '}y_gain.",
+                   f"-32768 and 32767 in every channel, so that ApplyGain clips both ways{z_text}. The model has "
+                   f"the small weights and shifts of ties-{arch}, so the ties and the clip reach the picture: a "
+                   "decoder that rounds the ties down, or does not clip, fails this vector or the one at the other "
+                   f"level. Its stages include {'' if z is None else 'z_gain and '}y_gain.",
                    ["2.4", "3.4", "3.5", "5.1", "6.3", "6.4", "7.1", "7.2", "8.1", "8.11", "9.4", *CLAUSES[arch]],
                    stream, data)
     data = quality_model("joint")
