@@ -27,8 +27,10 @@
    vector makes Round2 (spec §2.4) meet an exact tie that survives the clipping. For
    every layer of every positive vector's model, the reference decoder is run with
    that one layer rounding ties down instead of up (``refcodec.decoder.layers.round2``
-   swapped while the layer runs); the report lists the layers where no vector's
-   pixels change: a decoder with that bug passes the whole suite.
+   swapped while the layer runs), and likewise ApplyGain (spec §8.11) with each
+   quality tensor of a model with quality levels; the report lists the layers and
+   gains where no vector's pixels change: a decoder with that bug passes the whole
+   suite.
 
 Prints the report and writes vectors/coverage.json. Needs coverage.py
 (``pip install coverage``; part of refcodec's ``test`` extra).
@@ -49,7 +51,7 @@ import coverage
 import numpy as np
 
 from refcodec.conformance.suite import DEFAULT_VECTORS, Vector, load_vectors
-from refcodec.decoder import latents, layers
+from refcodec.decoder import decoding, latents, layers
 from refcodec.decoder.conventions import sha256
 from refcodec.decoder.decoding import decode_stream, stage_bytes, stages
 from refcodec.decoder.errors import RefcodecError
@@ -336,6 +338,42 @@ def tie_coverage(vectors: list[Vector]) -> dict[str, list[str]]:
     finally:
         for (module, name), function in saved.items():
             setattr(module, name, function)
+    caught.update(gain_tie_coverage(vectors))
+    return caught
+
+
+GAINS = ("z_gain", "y_gain")  # the quality tensors ApplyGain uses (spec §8.11)
+
+
+def gain_tie_coverage(vectors: list[Vector]) -> dict[str, list[str]]:
+    """"<architecture> ApplyGain <z_gain|y_gain>" -> the positive vectors of version-2 streams whose pixels
+    change when ApplyGain (spec §8.11) with that tensor alone rounds exact ties down, for every model with
+    quality levels."""
+    from refcodec.conformance.vectors import gained_variant  # the encoder's imports, only when needed
+
+    caught: dict[str, list[str]] = {}
+    gained = decoding.gained
+    try:
+        for v in [v for v in vectors if not v.negative]:
+            model = model_from_file(v.model)
+            if not model.levels:
+                continue
+            stream = v.stream.read_bytes()
+            for name in GAINS:
+                target = getattr(model, name)
+                if target is None:
+                    continue
+                decoding.gained = gained_variant(target, "ties-down")
+                try:
+                    pixels = decode_stream(stream, [v.model], impl="reference")
+                    differ = sha256(pixels.tobytes()).hex() != v.manifest["pixels_sha256"]
+                except RefcodecError:
+                    differ = True
+                finally:
+                    decoding.gained = gained
+                caught.setdefault(f"{model.architecture} ApplyGain {name}", []).extend([v.name] if differ else [])
+    finally:
+        decoding.gained = gained
     return caught
 
 
@@ -433,8 +471,8 @@ def print_clauses(report: dict) -> None:
 
 def print_ties(ties: dict[str, list[str]]) -> None:
     missed = [layer for layer, vectors in ties.items() if not vectors]
-    print(f"\nlayers whose exact Round2 ties are checked (a decoder rounding them down fails a vector): "
-          f"{len(ties) - len(missed)} of {len(ties)}")
+    print(f"\nlayers and gains whose exact Round2 ties are checked (a decoder rounding them down fails a "
+          f"vector): {len(ties) - len(missed)} of {len(ties)}")
     for layer, vectors in ties.items():
         print(f"  {layer:<34} {', '.join(vectors)[:90] if vectors else 'NOT CHECKED: passes the whole suite'}")
 
