@@ -18,13 +18,18 @@ MEAN_SHIFT = 4  # the mean-scale and joint models predict means in units of 2^-4
 HYPER_ANALYSIS_STRIDES = (1, 2, 2)
 
 
-def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 2) -> np.ndarray:
-    """KxK convolution, padding K // 2 (PyTorch Conv2d layout (Cout, Cin, K, K)); (C,H,W) -> (Cout,H/s,W/s)."""
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 2, rows: tuple | None = None) -> np.ndarray:
+    """KxK convolution, padding K // 2 (PyTorch Conv2d layout (Cout, Cin, K, K)); (C,H,W) -> (Cout,H/s,W/s).
+
+    ``rows`` = (top, bottom): the zero rows padded above and below instead of K // 2 each, for a band of
+    a bigger input (``analysis_rows``).
+    """
     c, h, w = x.shape
     k = weight.shape[2]
     pad = k // 2
-    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    top, bottom = rows or (pad, pad)
+    ho, wo = (h + top + bottom - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    xp = np.pad(x, ((0, 0), (top, bottom), (pad, pad)))
     cols = np.empty((c, k, k, ho, wo), dtype=x.dtype)
     for ky in range(k):
         for kx in range(k):
@@ -48,23 +53,63 @@ def nonlinearity(x: np.ndarray, activation: str) -> np.ndarray:
     return x
 
 
+ANALYSIS_BAND = 8  # output rows of a band of the encoder's analysis transforms (Annex A.1.3): bounded memory
+
+
 def analysis(x: np.ndarray, p: dict) -> np.ndarray:
-    """g_a: (3, H, W) float in [0, 1] -> (M, H/16, W/16) float latent."""
-    for k in (0, 2, 4, 6):
-        x = conv(x, p[f"analysis.{k}.weight"], p[f"analysis.{k}.bias"])
-        if k < 6:
-            x = gdn(x, p[f"analysis.{k + 1}.beta"], p[f"analysis.{k + 1}.gamma"])
-    return x
+    """g_a: (3, H, W) float in [0, 1], H a multiple of 16 -> (M, H/16, W/16) float latent."""
+    layers = [(p[f"analysis.{k}.weight"], p[f"analysis.{k}.bias"], 2,
+               (lambda v, k=k: gdn(v, p[f"analysis.{k + 1}.beta"], p[f"analysis.{k + 1}.gamma"])) if k < 6 else None)
+              for k in (0, 2, 4, 6)]
+    return in_bands(x, layers)
 
 
 def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
     """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4), with ReLU; on |y| (hyperprior), else on (|y|, y)."""
     x = np.abs(y) if architecture == "hyperprior" else np.concatenate([np.abs(y), y])
-    for j, stride in enumerate(HYPER_ANALYSIS_STRIDES):
-        x = conv(x, p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride)
-        if j < 2:
-            x = nonlinearity(x, "relu")
-    return x
+    relu = lambda v: nonlinearity(v, "relu")  # noqa: E731
+    layers = [(p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride, relu if j < 2 else None)
+              for j, stride in enumerate(HYPER_ANALYSIS_STRIDES)]
+    return in_bands(x, layers)
+
+
+def in_bands(x: np.ndarray, layers: list) -> np.ndarray:
+    """Convolutions ``layers`` [(weight, bias, stride, then)] applied to x, in bands of ANALYSIS_BAND output
+    rows (``stack_rows``): the same numbers as the whole-picture computation, in bounded memory."""
+    height = x.shape[1]
+    for _, _, stride, _ in layers:
+        height = -(-height // stride)
+    return np.concatenate([stack_rows(x, layers, a, min(a + ANALYSIS_BAND, height))
+                           for a in range(0, height, ANALYSIS_BAND)], axis=1)
+
+
+def stack_rows(x: np.ndarray, layers: list, a: int, b: int) -> np.ndarray:
+    """Output rows [a, b) of the convolutions ``layers`` applied to x, from the input rows they depend on only.
+
+    Going backwards, output rows [lo, hi) of a KxK stride-s convolution (padding P = K // 2) need input rows
+    [s lo - P, s (hi - 1) + P + 1) (the pointwise ``then`` works row by row), of which those inside the input
+    are computed; going forwards, each convolution pads with zeros exactly the needed rows that lie outside
+    its input, as the whole-picture one does (Annex A.1.3).
+    """
+    heights = [x.shape[1]]
+    for _, _, stride, _ in layers:
+        heights.append(-(-heights[-1] // stride))
+    want = [(a, b)]  # the rows computed of each layer's output, from the last back to the input
+    needed = []  # the rows each layer needs of its input, before clamping
+    for k in range(len(layers) - 1, -1, -1):
+        weight, _, stride, _ = layers[k]
+        pad, (lo, hi) = weight.shape[2] // 2, want[-1]
+        needed.append((stride * lo - pad, stride * (hi - 1) + pad + 1))
+        want.append((max(needed[-1][0], 0), min(needed[-1][1], heights[k])))
+    want.reverse()
+    needed.reverse()
+    band = x[:, want[0][0] : want[0][1]]
+    for k, (weight, bias, stride, then) in enumerate(layers):
+        (lo, hi), (need_lo, need_hi) = want[k], needed[k]
+        band = conv(band, weight, bias, stride, rows=(lo - need_lo, need_hi - hi))
+        if then is not None:
+            band = then(band)
+    return band
 
 
 def hyper_analysis_inputs(architecture: str, m: int) -> int:
