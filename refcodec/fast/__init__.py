@@ -3,16 +3,19 @@
 ``refcodec.fast.rans`` (spec §3) and ``refcodec.fast.layers`` (spec §5) have the
 signatures of ``refcodec.decoder.rans`` and ``refcodec.decoder.layers``; tests
 prove identical output. Importing this package registers ``impl="fast"`` in the
-decoder's implementation table; Numba and the kernels load on its first use.
+decoder's implementation table; Numba and the kernels load on its first use. The table's layers
+are ``refcodec.fast.threads.run_layers``: the layers of refcodec.fast.layers, serialised under a
+Numba threading layer that is not thread-safe (workqueue), so that several Python threads may
+decode at once under every threading layer.
 """
 
 from refcodec.decoder.decoding import Implementation, register
 
 
 def _build() -> Implementation:
-    from refcodec.fast import joint, layers, rans
+    from refcodec.fast import joint, rans, threads
 
-    return Implementation(rans, layers, joint.decode_joint)
+    return Implementation(rans, threads, joint.decode_joint)
 
 
 register("fast", _build)
