@@ -17,8 +17,15 @@ from collections.abc import Callable
 import numpy as np
 
 from refcodec.decoder.decoding import GAIN_SHIFT
-from refcodec.decoder.model import (ACC_BOUND, ACT_ABS_MAX, MAX_GAIN, MEAN_ARCHITECTURES, NORM_BOUND, layer_plan,
-                                    parse_container)
+from refcodec.decoder.model import (
+    ACC_BOUND,
+    ACT_ABS_MAX,
+    MAX_GAIN,
+    MEAN_ARCHITECTURES,
+    NORM_BOUND,
+    layer_plan,
+    parse_container,
+)
 from refcodec.encoder import floatnet
 from refcodec.encoder.cdf import build_table
 from refcodec.encoder.export import save_safetensors
