@@ -6,9 +6,11 @@
     random_streams  §9.3   ``--random``: fresh valid streams, shrunk when a decoder fails one
     reports         §9.3   the summary, JSON and JUnit reports
     suite           §9.3   the golden-vector format (vectors/README.md): reading and writing vector folders
-    vectors         §9.3   generation of the golden vectors (``python vectors/generate.py``)
-    coverage        §9.3   what the golden vectors exercise (``python vectors/measure_coverage.py``)
-    models                 random, bound and ties test models (spec §6)
+    vectors         §9.3   generation of the golden vectors (``python -m refcodec.conformance.vectors``,
+                           or ``python vectors/generate.py``)
+    coverage        §9.3   what the golden vectors exercise (``python -m refcodec.conformance.coverage``,
+                           or ``python vectors/measure_coverage.py``)
+    models                 random, bound and ties test models, quality gains (spec §6)
 """
 
 
