@@ -109,6 +109,23 @@ def test_memory_bound_catches_a_large_allocation():
         fuzzlib.check_memory(peak[0], fuzzlib.memory_bound(0), "test")
 
 
+@pytest.mark.parametrize("item", [b"[0],", b"{},", b"[],"])
+def test_memory_bound_holds_for_a_header_of_tiny_containers(item):
+    """The costliest model header per byte (fuzz/README.md, "Memory bound"): a JSON array of tiny
+    containers, here 128 KiB of it, stays under half the bound's 64 bytes per byte of model file."""
+    import fuzzlib
+
+    from refcodec.decoder.errors import ModelError
+    from refcodec.decoder.model import load_model
+
+    header = b"[" + item * ((1 << 17) // len(item)) + item[:-1] + b"]"
+    data = len(header).to_bytes(8, "little") + header
+    with fuzzlib.traced_peak(data) as peak, pytest.raises(ModelError):
+        load_model(data)
+    assert peak[0] <= fuzzlib.MODEL_K // 2 * len(data)
+    fuzzlib.check_memory(peak[0], fuzzlib.memory_bound(0, model_bytes=len(data)), "model loading")
+
+
 # --- open findings (fuzz/README.md): minimal failing regression tests ----------------------------
 
 
