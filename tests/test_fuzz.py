@@ -109,6 +109,31 @@ def test_memory_bound_catches_a_large_allocation():
         fuzzlib.check_memory(peak[0], fuzzlib.memory_bound(0), "test")
 
 
+def test_memory_bound_holds_for_a_large_picture():
+    """A 512 x 256 picture of a small model (N=2, M=3), where the per-pixel term of the bound dominates:
+    the reference decoder's peak stays under half of it (fuzz/README.md, "Memory bound")."""
+    import fuzzlib
+
+    from refcodec.decoder.bitstream import hyper_size, latent_size
+    from refcodec.decoder.decoding import decode_stream
+    from refcodec.decoder.model import model_from_bytes
+    from refcodec.encoder.encode import encode_latents
+
+    path = next(p for p in committed(seed_folder("model")) if model_from_bytes(p.read_bytes()).architecture
+                == "hyperprior")
+    model = model_from_bytes(path.read_bytes())
+    lat = latent_size(256, 512)
+    rng = np.random.default_rng(4)
+    stream = encode_latents(rng.integers(-2, 3, size=(model.m, *lat)), model, 512, 256, impl="fast",
+                            z_hat=rng.integers(-1, 2, size=(model.n, *hyper_size(*lat))))
+    with fuzzlib.traced_peak(stream) as peak:
+        decode_stream(stream, [path], "reference")
+    pixel_part = fuzzlib.PIXEL_K * 256 * lat[0] * lat[1]
+    assert peak[0] <= pixel_part // 2 + fuzzlib.BASE_BYTES
+    fuzzlib.check_memory(peak[0], fuzzlib.memory_bound(len(stream), max(model.n, model.m), *lat,
+                                                       path.stat().st_size), "decoding")
+
+
 @pytest.mark.parametrize("item", [b"[0],", b"{},", b"[],"])
 def test_memory_bound_holds_for_a_header_of_tiny_containers(item):
     """The costliest model header per byte (fuzz/README.md, "Memory bound"): a JSON array of tiny
