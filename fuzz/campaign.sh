@@ -17,10 +17,11 @@ mkdir -p "$OUT"
 summary() {
     printf '| harness | executions | exec/s | cov | ft | corpus | wall time (s) | findings |\n|---|---:|---:|---:|---:|---:|---:|---:|\n'
     local total=0
-    for log in "$OUT"/*.log; do
+    for log in "$OUT"/*.log "$OUT"/*.log.stopped; do
         [ -e "$log" ] || continue
-        local h; h="$(basename "$log" .log)"
+        local h; h="$(basename "${log%.stopped}" .log)"
         local runs; runs="$(grep -a '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)"
+        [ -z "$runs" ] && runs="$(grep -a -E '^#[0-9]+' "$log" | tail -1 | sed 's/^#\([0-9]*\).*/\1/')"  # stopped early
         local eps; eps="$(grep -a '^stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1)"
         local last; last="$(grep -a -E '^#[0-9]+' "$log" | tail -1)"
         local cov; cov="$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")"

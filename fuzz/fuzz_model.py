@@ -3,9 +3,10 @@
 Every input is a model file. ``load_model`` must return a Model or raise a ModelError, within the
 memory bound (fuzzlib.memory_bound of the file's size). A model that loads is then used: a small
 picture's random latents (drawn from the input's hash) are encoded for it by refcodec's encoder and
-the stream is decoded by the reference decoder and the fast path, which must agree (pixels, or error
-class and clause) -- so mutated weights, shifts, gains and CDF tables that pass the checks of spec
-§6.4 are decoded too. An input the encoder cannot encode for is only loaded.
+the stream is decoded by the reference decoder and the fast path, which must agree (pixels and the
+intermediate stages of spec §9.4, or error class and clause) -- so mutated weights, shifts, gains and
+CDF tables that pass the checks of spec §6.4 are decoded too. An input the encoder cannot encode for
+is only loaded.
 
 The custom mutator parses the safetensors container (spec §6.1) leniently and mostly produces valid
 containers: one tensor's elements set to interesting values, a CDF row rebuilt (valid) or bent, a
@@ -99,12 +100,14 @@ def test_one_input(data: bytes) -> None:
         with fuzzlib.traced_peak(data) as peak:  # the reference decoder's: the fast path's has Numba's compiler in it
             reference = decode(stream, path, "reference")
         fast = decode(stream, path, "fast")
+        if reference != fast:
+            raise fuzzlib.Finding(f"decoders disagree on a stream for this model: {reference[:3]} vs {fast[:3]}"
+                                  if reference[0] == "error" or fast[0] == "error" else
+                                  "decoders disagree on the pixels of a stream for this model")
+        if reference[0] == "ok":
+            fuzzlib.compare_stages(stream, [path])
     finally:
         os.unlink(path)
-    if reference != fast:
-        raise fuzzlib.Finding(f"decoders disagree on a stream for this model: {reference[:3]} vs {fast[:3]}"
-                              if reference[0] == "error" or fast[0] == "error" else
-                              "decoders disagree on the pixels of a stream for this model")
     if peak[0]:
         lat_h, lat_w = parse_stream(stream).latent_shape
         fuzzlib.check_memory(peak[0], fuzzlib.memory_bound(len(stream), max(model.n, model.m), lat_h, lat_w,

@@ -73,6 +73,22 @@ def outcome(run: Callable[[], Any]) -> tuple:
         return ("error", *error_outcome(e))
 
 
+def compare_stages(stream: bytes, model_files: list) -> None:
+    """The intermediate stages of spec §9.4 (what ``--dump-stages`` writes and the conformance runner
+    compares) of a stream both decoders decode are the same in both: the crop of §8.5 could hide a
+    difference in the padding."""
+    import numpy as np
+
+    from refcodec.decoder.decoding import stages
+
+    expected, got = stages(stream, model_files, "reference"), stages(stream, model_files, "fast")
+    if list(expected) != list(got):
+        raise Finding(f"the decoders dump different stages: {list(expected)} vs {list(got)}")
+    for name, array in expected.items():
+        if not np.array_equal(array, got[name]):
+            raise Finding(f"stage {name} differs between the decoders")
+
+
 # --- models for the stream harness --------------------------------------------
 
 
