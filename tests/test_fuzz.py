@@ -26,6 +26,17 @@ os.environ.setdefault("REFCODEC_FUZZ_MEMORY", "1")
 HARNESSES = ("stream", "model", "json", "rans", "judge")
 
 
+@pytest.fixture(autouse=True)
+def shipped_models_restored():
+    """The harnesses hide the shipped models and widen the model cache for the life of a fuzzing process
+    (fuzzlib.hide_shipped_models, keep_models_loaded); in the test process the next test gets them back."""
+    from refcodec.decoder import model
+
+    saved = model.MODELS_DIR, model._loaded.size
+    yield
+    model.MODELS_DIR, model._loaded.size = saved
+
+
 def harness(name: str):
     return importlib.import_module(f"fuzz_{name}")
 
