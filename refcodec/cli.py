@@ -554,9 +554,10 @@ def cmd_eval(args) -> int:
             print(f"{row['image']} q={row['quality']}: {row['bpp']:.4f} bpp, PSNR {row['psnr-rgb']} dB, "
                   f"MS-SSIM {row['ms-ssim-rgb']}, {row['encoding_time']:.3f} s + {row['decoding_time']:.3f} s",
                   file=sys.stderr)
-    description = (f"refcodec {refcodec.__version__}, model {model.name} ({model.architecture}), impl {s.impl}, "
+    label = model.name if args.model == model.name else Path(args.model).stem
+    description = (f"refcodec {refcodec.__version__}, model {args.model} ({model.architecture}), impl {s.impl}, "
                    f"{len(files)} pictures of {', '.join(args.paths)}, {args.jobs} process(es)")
-    document = evaluate.summarise(rows, qualities, model, description)
+    document = evaluate.summarise(rows, qualities, model, description, label)
     if args.json is not None:
         from refcodec.image import write_atomic
 

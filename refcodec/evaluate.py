@@ -90,7 +90,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float | 
 _warm: set = set()
 
 
-def warm_up(model, quality: int | None, impl: str) -> None:
+def warm_up(model, quality: int | None, impl: str, model_files=()) -> None:
     """Encode and decode a 16x16 picture once per process, model, quality and implementation, so that the
     times measured are those of coding, not of loading or compiling the kernels."""
     from refcodec.decoder.decoding import decode_stream
@@ -99,26 +99,31 @@ def warm_up(model, quality: int | None, impl: str) -> None:
     key = (model.model_id, quality, impl)
     if key not in _warm:
         tiny = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-        decode_stream(encode(tiny, model, impl, quality=quality), (), impl)
+        decode_stream(encode(tiny, model, impl, quality=quality), list(model_files), impl)
         _warm.add(key)
 
 
 def evaluate_picture(path, model, quality: int | None, impl: str = "fast", model_files=()) -> dict:
     """The measures of one picture at one quality: a dict of CompressAI's names (bpp, psnr-rgb,
     ms-ssim-rgb, encoding_time, decoding_time in seconds) plus image, width, height, quality, bytes and
-    notes (what reading the picture changed, refcodec.image)."""
+    notes (what reading the picture changed, refcodec.image). ``model``: a shipped model's name or a model
+    file, which the decoder is given too."""
     from refcodec.decoder.decoding import decode_stream
+    from refcodec.decoder.model import Model
     from refcodec.encoder.encode import encode, resolve_model
     from refcodec.image import psnr, to_rgb_array
 
+    model_files = list(model_files)
+    if not isinstance(model, Model) and Path(model).is_file():
+        model_files.append(model)
     model = resolve_model(model)
     notes: list = []
     pixels = to_rgb_array(path, notes.append)
-    warm_up(model, quality, impl)
+    warm_up(model, quality, impl, model_files)
     start = time.perf_counter()
     stream = encode(pixels, model, impl, quality=quality)
     encoded = time.perf_counter()
-    decoded = decode_stream(stream, list(model_files), impl)
+    decoded = decode_stream(stream, model_files, impl)
     end = time.perf_counter()
     h, w, _ = pixels.shape
     quality_db = psnr(pixels, decoded)
@@ -133,9 +138,10 @@ def evaluate_picture(path, model, quality: int | None, impl: str = "fast", model
 MEASURES = ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time")
 
 
-def summarise(rows: list, qualities: list, model, description: str) -> dict:
+def summarise(rows: list, qualities: list, model, description: str, label: str | None = None) -> dict:
     """The JSON document of a run: CompressAI's ``results`` (means per quality, in the order of
-    ``qualities``) and every picture's measures in ``per_image``."""
+    ``qualities``) and every picture's measures in ``per_image``; named refcodec-<label> (default: the
+    model's name)."""
     results: dict = {"quality": qualities, **{m: [] for m in MEASURES}}
     for q in qualities:
         mine = [r for r in rows if r["quality"] == q]
@@ -143,7 +149,7 @@ def summarise(rows: list, qualities: list, model, description: str) -> dict:
             values = [r[m] for r in mine if r[m] is not None]
             results[m].append(float(np.mean(values)) if values else None)
     rows = sorted(rows, key=lambda r: (r["image"], -1 if r["quality"] is None else r["quality"]))
-    return {"name": f"refcodec-{model.name}", "description": description,
+    return {"name": f"refcodec-{label or model.name}", "description": description,
             "model": {"name": model.name, "architecture": model.architecture, "model_id": model.model_id.hex(),
                       "levels": model.levels},
             "images": len({r["image"] for r in rows}), "results": results, "per_image": rows}
@@ -155,7 +161,7 @@ def table(document: dict) -> str:
     lines = [f"{'quality':>7} {'bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}"]
 
     def fmt(v, spec):
-        return format(v, spec) if v is not None else "-"
+        return format(v, spec) if v is not None else format("-", f">{spec.split('.')[0]}")
 
     for i, q in enumerate(r["quality"]):
         lines.append(f"{'-' if q is None else q:>7} {fmt(r['bpp'][i], '8.4f')} {fmt(r['psnr-rgb'][i], '8.2f')} "

@@ -142,3 +142,29 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     assert progress(items, 3, Settings(quiet=True), "x") is items
     bar = progress(items, 3, Settings(), "x")
     assert bar is not items and list(bar) == items
+
+
+def test_eval_of_a_model_file_with_quality_levels(dataset, tmp_path):
+    """A model that is not shipped: the decoder is given its file; every level by default, or those named."""
+    from test_cli import run
+
+    from refcodec.decoder.model import parse_container, shipped_model_paths
+    from refcodec.encoder.export import save_safetensors
+
+    meta, tensors = parse_container(shipped_model_paths()["factorized"].read_bytes())
+    tensors, m = dict(tensors), int(meta["M"])
+    tensors["quality.y_gain"] = np.array([[1 << 16] * m, [1 << 17] * m], np.int32)
+    tensors["encoder.quality.y_gain"] = np.array([[1.0] * m, [0.5] * m], np.float32)
+    model = tmp_path / "levels.safetensors"
+    model.write_bytes(save_safetensors(tensors, meta))
+    for name in ("a.png", "b.png"):
+        (dataset / name).unlink()
+    out = tmp_path / "r.json"
+    code, text, err = run("eval", dataset, "--model", model, "--json", out)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["name"] == "refcodec-levels" and doc["results"]["quality"] == [1, 2]
+    assert doc["results"]["bpp"][1] < doc["results"]["bpp"][0]
+    assert [line.split()[0] for line in text.splitlines()[1:]] == ["1", "2"]
+    assert run("eval", dataset, "--model", model, "--quality", "2", "--json", out)[0] == 0
+    assert json.loads(out.read_text())["results"]["quality"] == [2]
