@@ -491,7 +491,8 @@ def cmd_demo(args) -> int:
         pixels = to_rgb_array(path)
     announce_compiling(s)
     stream, recon = encoder.encode(pixels, model=args.model, return_reconstruction=True)
-    if not np.array_equal(decoder.decode_stream(stream, impl="fast"), recon):
+    model_files = [args.model] if Path(args.model).is_file() else []  # a model file, not a shipped name
+    if not np.array_equal(decoder.decode_stream(stream, model_files, impl="fast"), recon):
         raise RuntimeError("decoded picture differs from the encoder's reconstruction")
     h, w, _ = pixels.shape
     if not s.quiet:

@@ -72,6 +72,13 @@ def test_demo():
     assert code == 0 and "bpp" in out and "bit-exactly" in out
 
 
+def test_demo_with_a_model_file():
+    from refcodec.decoder.model import shipped_model_paths
+
+    code, out, err = run("demo", "--model", shipped_model_paths()["hyperprior"])
+    assert code == 0 and "bit-exactly" in out, err
+
+
 @pytest.mark.parametrize("content", [b"", b"garbage", b"RCDC" + bytes(100)])
 def test_bad_stream_one_line_and_no_output(tmp_path, content):
     bad, out = tmp_path / "bad.rcdc", tmp_path / "out.png"
