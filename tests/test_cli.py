@@ -72,10 +72,15 @@ def test_demo():
     assert code == 0 and "bpp" in out and "bit-exactly" in out
 
 
-def test_demo_with_a_model_file():
-    from refcodec.decoder.model import shipped_model_paths
+def test_demo_with_a_model_file(tmp_path):
+    """A model that is not shipped (another identity: one more metadata entry)."""
+    from refcodec.decoder.model import parse_container, shipped_model_paths
+    from refcodec.encoder.export import save_safetensors
 
-    code, out, err = run("demo", "--model", shipped_model_paths()["hyperprior"])
+    meta, tensors = parse_container(shipped_model_paths()["factorized"].read_bytes())
+    path = tmp_path / "mine.safetensors"
+    path.write_bytes(save_safetensors(dict(tensors), {**meta, "note": "not shipped"}))
+    code, out, err = run("demo", "--model", path)
     assert code == 0 and "bit-exactly" in out, err
 
 
