@@ -626,8 +626,10 @@ def main(argv=None) -> None:
         last = it >= args.iters or time.time() - t_start >= args.stop_after  # the loop ends: save it
         if last or time.time() - t_ckpt > args.checkpoint_seconds:
             model.eval()
-            figures = [(lv,) + (evaluate(model, args.kodak, args.eval_images, lv) if args.kodak.exists()
-                                else (float("nan"),) * 2) for lv in eval_levels]
+            figures: list[tuple[int | None, float, float]] = []
+            for lv in eval_levels:
+                kb, kp = evaluate(model, args.kodak, args.eval_images, lv) if args.kodak.exists() else (math.nan,) * 2
+                figures.append((lv, kb, kp))
             model.train()
             now = time.time()
             meta["wall_seconds"] += now - t_ckpt
