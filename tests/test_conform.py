@@ -506,3 +506,24 @@ def test_stderr_line_and_error_class_note():
     assert last_line(b"debug\n\x1b[31merror: StreamError: bad\x07\x1b[0m\n\n") == "error: StreamError: bad?"
     assert error_class_note("ModelError", "StreamError: bad") == "reported StreamError, expected ModelError"
     assert error_class_note("ModelError", "error 7") == "error class not reported, not checked"
+
+
+NAME_NO_ERROR_CLASS = """
+code = decode()
+if code != 0:
+    print("error 7", file=sys.stderr)  # a decoder that fails without naming StreamError or ModelError
+sys.exit(code)
+"""
+
+
+def test_error_class_unverified_is_counted_and_strict_fails_it(tmp_path, capsys):
+    """A negative vector whose decoder names no error class passes, counted as "class unverified" in the
+    summary; --strict fails it (spec §9.3)."""
+    template = decoder_template(tmp_path, NAME_NO_ERROR_CLASS)
+    code, out, _ = conform(capsys, "--decoder", template, "--filter", "neg-bad-magic-unknown-model")
+    assert code == 0
+    assert "1 negative vectors passed with their error class unverified" in out
+    assert out.splitlines()[-1] == "1 passed, 0 failed"
+    code, out, _ = conform(capsys, "--decoder", template, "--filter", "neg-bad-magic-unknown-model", "--strict")
+    assert code == 1 and out.splitlines()[-1] == "0 passed, 1 failed"
+    assert "the decoder named no error class (--strict)" in out

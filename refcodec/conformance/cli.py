@@ -83,6 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="vectors decoded in parallel (default: the number of CPUs)")
     p.add_argument("--diff-dir", type=Path, default=Path("conform-diffs"), metavar="DIR",
                    help="where heat-maps of mismatching pixels go (default ./conform-diffs)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail a negative vector whose error class the decoder does not name on stderr")
     p.add_argument("--json", type=Path, metavar="FILE", help="write all results as JSON")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     g = p.add_argument_group("generative conformance (instead of the golden vectors)")
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_options(args)
         words = parse_template(args.decoder)
-        config = Config(words, args.output_format, args.diff_dir, dump="dump" in placeholders(words))
+        config = Config(words, args.output_format, args.diff_dir, dump="dump" in placeholders(words),
+                        strict=args.strict)
         decoders = Decoders(args.timeout)
         start = time.monotonic()
         if args.random:

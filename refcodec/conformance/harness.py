@@ -37,12 +37,14 @@ MAX_LINE = 500  # characters kept of a decoder's last stderr line
 
 @dataclass(frozen=True)
 class Config:
-    """How to run and judge the decoder; ``dump``: the template has ``{dump}`` (compare stages)."""
+    """How to run and judge the decoder; ``dump``: the template has ``{dump}`` (compare stages);
+    ``strict``: a negative vector whose error class the decoder does not report fails."""
 
     template: list[str]
     output_format: str
     diff_dir: Path
     dump: bool = False
+    strict: bool = False
 
 
 @dataclass(frozen=True)

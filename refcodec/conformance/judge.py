@@ -113,6 +113,8 @@ def judge(vector: Vector, outcome: Outcome, output: Path, dump: Path, config: Co
         reason, detail, stage = judge_stages(vector, dump, reason, detail)
         data["first_divergent_stage"] = stage
     note = error_class_note(vector.manifest["expected_error"], outcome.stderr) if vector.negative else ""
+    if config.strict and not reason and note == CLASS_UNVERIFIED:
+        reason, detail = "class-unverified", f"{detail}; the decoder named no error class (--strict)"
     return Result(vector.name, vector.negative, not reason, reason, detail, outcome.seconds,
                   outcome.status, outcome.stderr, note, **data)
 
@@ -175,11 +177,14 @@ def output_size(output: Path) -> str:
     return f"{output.stat().st_size} bytes"
 
 
+CLASS_UNVERIFIED = "error class not reported, not checked"
+
+
 def error_class_note(expected: str, stderr: str) -> str:
     """Whether the error class named on the decoder's stderr is the expected one."""
     match = ERROR_CLASS.search(stderr)
     if not match:
-        return "error class not reported, not checked"
+        return CLASS_UNVERIFIED
     if match.group(1) == expected:
         return f"reported {expected} as expected"
     return f"reported {match.group(1)}, expected {expected}"
