@@ -56,6 +56,7 @@ class Settings:
     model_files: tuple = ()
     format: str | None = None
     dump_stages: str | None = None
+    band_height: int | None = None
 
 
 @dataclass
@@ -96,6 +97,14 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def band_height(text: str) -> int:
+    """A band height in pixel rows: a positive multiple of 16 (refcodec.decoder.bands)."""
+    value = positive_int(text)
+    if value % 16:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 16, not {value}")
     return value
 
 
@@ -217,7 +226,8 @@ def decode_job(src: str, dst: str, s: Settings) -> Outcome:
     if s.dump_stages:
         pixels = dump_stages(data, s)
     else:
-        pixels = decoder.decode_stream(data, model_files=list(s.model_files), impl=s.impl)
+        pixels = decoder.decode_stream(data, model_files=list(s.model_files), impl=s.impl,
+                                       band_height=s.band_height)
     seconds = time.perf_counter() - start
     write_output(dst, picture_bytes(pixels, fmt))
     if s.verbose:
@@ -389,7 +399,7 @@ def cmd_decode(args) -> int:
     from refcodec.image import FORMAT_EXTENSIONS, output_format
 
     s = replace(common_settings(args), model_files=tuple(args.model_file), format=args.format,
-                dump_stages=args.dump_stages)
+                dump_stages=args.dump_stages, band_height=args.band_height)
     extension = FORMAT_EXTENSIONS[output_format("-", args.format)]
     pairs = plan(args, (STREAM_EXTENSION,), extension)
     for _, dst in pairs:
@@ -629,6 +639,9 @@ def build_parser(with_conform: bool = True) -> argparse.ArgumentParser:
     d.add_argument("-o", "--output-dir", metavar="DIR", help="write DIR/<name>.png (or --format) for every input")
     d.add_argument("--format", choices=("png", "ppm", "pnm", "bmp", "tiff", "webp", "rgb"),
                    help="the output format, whatever the extension (default: from the extension; PNG on stdout)")
+    d.add_argument("--band-height", type=band_height, metavar="H",
+                   help="run the synthesis in bands of H pixel rows, a multiple of 16 (default: a height that keeps "
+                        "a band's activations within 64 MiB); the pixels are the same")
     d.add_argument("--dump-stages", metavar="DIR",
                    help="also write every intermediate stage to DIR as <stage>.i32 (spec §9.4)")
     for p in (e, d):

@@ -413,3 +413,20 @@ def test_kernels_warm_after_a_fast_decode():
 
     assert run("demo")[0] == 0
     assert not cli.kernels_cold()  # the kernels the demo used are in the per-user cache
+
+
+def test_decode_band_height(tmp_path):
+    """--band-height H runs the synthesis in bands of H rows: the same picture; H must be a multiple of 16."""
+    cli = main
+    src = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (70, 40, 3), dtype=np.uint8)).save(src)
+    assert cli(["-q", "encode", str(src), str(tmp_path / "p.rcdc")]) == 0
+    outs = []
+    for h in ("16", "48", "1024"):
+        out = tmp_path / f"{h}.png"
+        assert cli(["-q", "decode", "--band-height", h, str(tmp_path / "p.rcdc"), str(out)]) == 0
+        outs.append(np.asarray(Image.open(out)))
+    assert all(np.array_equal(o, outs[0]) for o in outs)
+    with pytest.raises(SystemExit) as e:
+        cli(["decode", "--band-height", "24", str(tmp_path / "p.rcdc"), str(tmp_path / "x.png")])
+    assert e.value.code == 2
