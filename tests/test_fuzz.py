@@ -171,9 +171,8 @@ def _judge_setup():
     return h
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: judge.read_png opens the output file blocking, so a FIFO left "
-                                       "at the output path hangs the runner (fix in refcodec/conformance/judge.py)")
 def test_judge_png_output_fifo_does_not_hang(tmp_path):
+    """Finding 1 (fixed): a FIFO left at the output path is refused before it is opened."""
     from refcodec.conformance.judge import Failure, read_png
 
     fifo = tmp_path / "output.png"
@@ -197,10 +196,8 @@ def test_judge_png_output_fifo_does_not_hang(tmp_path):
     assert outcome == ["unreadable-output"]
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError,
-                   reason="finding 2: judge.stage_file_problem raises IsADirectoryError (and leaks the descriptor) "
-                          "for a folder at a stage path (fix in refcodec/conformance/judge.py)")
 def test_judge_stage_folder_is_a_verdict():
+    """Finding 2 (fixed): a folder at a stage path is a verdict ("not a regular file"), not an exception."""
     h = _judge_setup()
     vector = next(i for i, v in enumerate(h.VECTORS) if not v.negative)
     # status 0, the right output, dump on; the first stage a folder, the others right

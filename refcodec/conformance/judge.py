@@ -193,8 +193,15 @@ def error_class_note(expected: str, stderr: str) -> str:
 # --- the output picture ----------------------------------------------------------
 
 
+def require_regular_file(path: Path) -> None:
+    """The output must be a regular file: a FIFO would block its reader, a link could point anywhere."""
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise Failure("unreadable-output", "the output is not a regular file (a link, a FIFO or a folder)")
+
+
 def read_rgb(path: Path, width: int, height: int) -> np.ndarray:
     """The raw RGB output, sized before it is read (a hostile decoder's file may be huge)."""
+    require_regular_file(path)
     size, expected = path.stat().st_size, width * height * 3
     if size != expected:
         raise Failure("wrong-size", f"output has {size} bytes, expected {width}x{height}x3 = {expected}")
@@ -206,6 +213,8 @@ def read_rgb(path: Path, width: int, height: int) -> np.ndarray:
 
 
 def read_png(path: Path, width: int, height: int) -> np.ndarray:
+    """The PNG output's pixels, (height, width, 3)."""
+    require_regular_file(path)
     try:
         with Image.open(path) as im:
             if im.format != "PNG":
@@ -291,10 +300,11 @@ def stage_file_problem(path: Path, size: int, digest: str) -> str:
         return "missing"
     except OSError as e:
         return "a symbolic link" if e.errno == errno.ELOOP else f"unreadable: {e.strerror or e}"
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a folder cannot even be wrapped in a file object
+        os.close(fd)
+        return "not a regular file"
     with open(fd, "rb", buffering=0) as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return "not a regular file"
         if info.st_size != size:
             return f"{info.st_size} bytes, expected {size}"
         h, left = hashlib.sha256(), size
