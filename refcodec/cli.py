@@ -138,13 +138,12 @@ def announce_compiling(settings: Settings) -> None:
 
 def read_limited(f, limit: int, what: str) -> bytes:
     """At most ``limit`` bytes of ``f``; more is an error naming ``what``."""
-    data = bytearray()
-    while len(data) <= limit:
-        chunk = f.read(min(1 << 20, limit + 1 - len(data)))
-        if not chunk:
-            return bytes(data)
-        data += chunk
-    raise CliError(f"{what} is longer than {limit} bytes")
+    from refcodec.decoder.conventions import read_at_most
+
+    data = read_at_most(f, limit)
+    if data is None:
+        raise CliError(f"{what} is longer than {limit} bytes")
+    return data
 
 
 def read_stream(src: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from refcodec.decoder.conventions import clause, read_le
+from refcodec.decoder.conventions import clause, read_at_most, read_le
 from refcodec.decoder.errors import StreamError
 
 MAGIC = b"RCDC"  # spec §7.1
@@ -112,7 +112,6 @@ _LAT = latent_size(MAX_DIMENSION, MAX_DIMENSION)  # (256, 256)
 _HYPER = hyper_size(*_LAT)  # (64, 64)
 MAX_STREAM_BYTES = (FIXED_BYTES + 1 + 2 * 4 + 2 * 8
                     + 4 * MAX_WORDS_PER_VALUE * MAX_CHANNELS * (_HYPER[0] * _HYPER[1] + _LAT[0] * _LAT[1]))
-_READ_CHUNK = 1 << 20
 
 
 def read_stream_file(source) -> bytes:
@@ -131,10 +130,7 @@ def read_stream_file(source) -> bytes:
         size = 0
     if size > limit:
         raise StreamError(f"{name} is longer than the largest valid stream ({limit} bytes)", "7.3")
-    data = bytearray()
-    while len(data) <= limit:
-        chunk = source.read(min(_READ_CHUNK, limit + 1 - len(data)))
-        if not chunk:
-            return bytes(data)
-        data += chunk
-    raise StreamError(f"{name} is longer than the largest valid stream ({limit} bytes)", "7.3")
+    data = read_at_most(source, limit)
+    if data is None:
+        raise StreamError(f"{name} is longer than the largest valid stream ({limit} bytes)", "7.3")
+    return data

@@ -67,3 +67,19 @@ def sha256(data: bytes) -> bytes:
 def read_le(data: bytes, pos: int, n: int) -> int:
     """ReadLE(data, pos, n) of spec §2.5: the unsigned little-endian integer in bytes pos .. pos + n - 1."""
     return int.from_bytes(data[pos : pos + n], "little")
+
+
+READ_CHUNK = 1 << 20
+
+
+def read_at_most(f, limit: int) -> bytes | None:
+    """The bytes of binary file ``f`` if there are at most ``limit``, else None once ``limit + 1`` have been
+    read: read in chunks, whatever size the file claims (a FIFO, ``/dev/zero``), so that no allocation is
+    sized by anything unchecked (spec §2.6)."""
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = f.read(min(READ_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            return bytes(data)
+        data += chunk
+    return None

@@ -20,7 +20,7 @@ import numpy as np
 
 from refcodec.decoder.bitstream import MAX_CHANNELS  # spec §6.2
 from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
-from refcodec.decoder.conventions import clause, read_le, sha256
+from refcodec.decoder.conventions import clause, read_at_most, read_le, sha256
 from refcodec.decoder.errors import ModelError
 from refcodec.decoder.json_text import parse_json
 from refcodec.decoder.layers import CONTEXT_TAPS, Layer
@@ -362,12 +362,9 @@ def read_model_file(path) -> bytes:
         with path.open("rb") as f:
             if os.fstat(f.fileno()).st_size > limit:  # a regular file that says so: refused before reading
                 _fail(f"model file {path} is longer than {limit} bytes", "6.1")
-            data = bytearray()
-            while len(data) <= limit:
-                chunk = f.read(min(1 << 20, limit + 1 - len(data)))
-                if not chunk:
-                    return bytes(data)
-                data += chunk
+            data = read_at_most(f, limit)
+            if data is not None:
+                return data
     except OSError as e:
         raise ModelError(f"cannot read model file {path}: {e.strerror}", "6.5") from None
     raise ModelError(f"model file {path} is longer than {limit} bytes", "6.1")
