@@ -4,16 +4,14 @@
 An input chooses one of a few golden vectors (positive ones with stages, negative ones of each error
 class), the decoder's exit status (or a timeout), the raw bytes of its stderr, what it left at the
 output path (nothing, the right pixels, the right pixels with a few bytes changed, arbitrary bytes, a
-PNG of another size, a folder, a symbolic link) in PNG or raw RGB, and, per stage of spec §9.4, what
+PNG of another size, a folder, a FIFO, a symbolic link) in PNG or raw RGB, and, per stage of spec §9.4, what
 it left in the stage folder (nothing, the right file, a changed, cut or extended one, arbitrary bytes, a
 link, a folder, a FIFO). ``judge`` must return a Result -- never raise, never hang -- whose verdict
 obeys spec §9.1 (the right pixels and stages with status 0 pass; a timeout, or a negative vector
 accepted, fail), and the JSON and JUnit reports of it must be well-formed.
 
-Open findings (fuzz/README.md) are not generated, so that a campaign goes on past them, unless
-REFCODEC_FUZZ_KNOWN_FINDINGS=1: a FIFO at the *output* path (``read_png`` opens it blocking and hangs,
-finding 1) and a folder at a stage path (``stage_file_problem`` raises IsADirectoryError, finding 2);
-tests/test_fuzz.py holds both as xfail regression tests.
+Its two findings (fuzz/README.md: a FIFO at the output path hung ``read_png``; a folder at a stage
+path made ``stage_file_problem`` raise) are fixed; their inputs are in fuzz/crashes/judge/.
 
     python fuzz/fuzz_judge.py CORPUS_DIR [libFuzzer flags]
 """
@@ -44,9 +42,6 @@ VECTORS: list = []
 STAGES: dict = {}  # vector name -> {stage name: correct file bytes}
 PIXELS: dict = {}  # vector name -> correct (H, W, 3) uint8 pixels
 _work: list = []
-# Inputs that reproduce an open finding (fuzz/README.md) are not generated unless this is "1", so that a
-# campaign goes on past them; tests/test_fuzz.py holds each one as an xfail regression test.
-AVOID_KNOWN = os.environ.get("REFCODEC_FUZZ_KNOWN_FINDINGS") != "1"
 
 
 def setup() -> None:
@@ -107,8 +102,8 @@ def write_output(path: Path, vector, fmt: str, r: fuzzlib.Reader, folder: Path) 
     elif kind == 4:
         w, h = 1 + r.byte() % 20, 1 + r.byte() % 20
         path.write_bytes(png_bytes(np.full((h, w, 3), r.byte(), np.uint8)))
-    elif kind == 5 and r.byte() % 2 and (fmt == "rgb" or not AVOID_KNOWN):
-        os.mkfifo(path)  # finding 1: read_png blocks on it
+    elif kind == 5 and r.byte() % 2:
+        os.mkfifo(path)  # finding 1 (fixed): read_png blocked on it
     elif kind == 5:
         path.mkdir()
     elif kind == 6:
@@ -145,12 +140,10 @@ def write_stages(dump: Path, vector, r: fuzzlib.Reader) -> bool:
         elif kind == 6:
             (dump / "real").write_bytes(data)
             path.symlink_to("real")
-        elif kind == 7 and not AVOID_KNOWN:
-            path.mkdir()  # finding 2: stage_file_problem raises IsADirectoryError
+        elif kind == 7:
+            path.mkdir()  # finding 2 (fixed): stage_file_problem raised IsADirectoryError
         elif kind == 8:
             os.mkfifo(path)
-        elif kind == 7:
-            path.write_bytes(r.take(r.byte()))
         else:
             path.symlink_to("/dev/zero")
     return right or written == 0
