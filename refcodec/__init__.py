@@ -117,7 +117,7 @@ if not any(isinstance(f, _RegisterFast) for f in sys.meta_path):
     sys.meta_path.insert(0, _RegisterFast())
 
 DEFAULT_MODEL = "factorized"  # the shipped model encode() uses by default (refcodec.decoder.model.DEFAULT_MODEL)
-_ERRORS = ("InputError", "ModelError", "RefcodecError", "StreamError")
+_ERRORS = ("InputError", "LimitError", "ModelError", "RefcodecError", "StreamError")
 
 
 def encode(image, model=DEFAULT_MODEL, impl: str = "fast", return_reconstruction: bool = False,
@@ -147,19 +147,24 @@ def encode(image, model=DEFAULT_MODEL, impl: str = "fast", return_reconstruction
                           quality=quality)
 
 
-def decode(data, model_files=(), impl: str = "fast"):
+DEFAULT_MAX_PIXELS = 1 << 28  # decode()'s max_pixels: 16384 x 16384, above every picture spec §7.3 allows
+
+
+def decode(data, model_files=(), impl: str = "fast", max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """Decode a refcodec stream to its picture (the decoding process of spec §8.6).
 
     ``data``: the stream as bytes, bytearray or memoryview, or a stream file as a path (str or os.PathLike)
     or a binary file object; a file is read up to the largest valid stream (spec §7.3), never further.
     ``model_files``: model file paths to look in for the stream's model, before the shipped ones (spec §6.5).
     ``impl``: ``"fast"`` (the default) or ``"reference"``; both give the same pixels.
+    ``max_pixels``: a service decoding untrusted streams sets it lower; a larger picture is refused with a
+    LimitError before anything is decoded (None: no limit but the spec's).
 
     Returns the picture, a (H, W, 3) uint8 NumPy array (R, G, B).
 
     Raises StreamError (a malformed stream) and ModelError (its model unavailable or malformed), both
-    RefcodecError naming the violated clause; OSError for a file that cannot be read; TypeError for
-    ``data`` of another type.
+    RefcodecError naming the violated clause; LimitError (a picture larger than ``max_pixels``); OSError
+    for a file that cannot be read; TypeError for ``data`` of another type.
 
     >>> pixels = refcodec.decode(open("photo.rcdc", "rb").read())           # doctest: +SKIP
     >>> pixels = refcodec.decode("photo.rcdc", model_files=["my.safetensors"])   # doctest: +SKIP
@@ -176,7 +181,7 @@ def decode(data, model_files=(), impl: str = "fast"):
                         f"os.PathLike) or binary file to read it from, not {type(data).__name__}")
     if isinstance(model_files, (str, os.PathLike)):
         model_files = [model_files]
-    return decode_stream(data, model_files, impl)
+    return decode_stream(data, model_files, impl, max_pixels=max_pixels)
 
 
 def __getattr__(name: str):
@@ -205,5 +210,5 @@ def __dir__():
     return sorted(set(globals()) | {*_ERRORS, "decode_stream", "__version__"})
 
 
-__all__ = ["DEFAULT_MODEL", "InputError", "ModelError", "RefcodecError", "StreamError", "__version__", "decode",
-           "encode"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DEFAULT_MODEL", "InputError", "LimitError", "ModelError", "RefcodecError",
+           "StreamError", "__version__", "decode", "encode"]

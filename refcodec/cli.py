@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from refcodec import DEFAULT_MODEL
+from refcodec import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 
 SAMPLE = "sample.png"  # a small photo shipped in refcodec/data (see refcodec/data/README.md)
 STREAM_EXTENSION = ".rcdc"
@@ -57,6 +57,7 @@ class Settings:
     format: str | None = None
     dump_stages: str | None = None
     band_height: int | None = None
+    max_pixels: int | None = None
 
 
 @dataclass
@@ -226,7 +227,7 @@ def decode_job(src: str, dst: str, s: Settings) -> Outcome:
         pixels = dump_stages(data, s)
     else:
         pixels = decoder.decode_stream(data, model_files=list(s.model_files), impl=s.impl,
-                                       band_height=s.band_height)
+                                       band_height=s.band_height, max_pixels=s.max_pixels)
     seconds = time.perf_counter() - start
     write_output(dst, picture_bytes(pixels, fmt))
     if s.verbose:
@@ -398,7 +399,7 @@ def cmd_decode(args) -> int:
     from refcodec.image import FORMAT_EXTENSIONS, output_format
 
     s = replace(common_settings(args), model_files=tuple(args.model_file), format=args.format,
-                dump_stages=args.dump_stages, band_height=args.band_height)
+                dump_stages=args.dump_stages, band_height=args.band_height, max_pixels=args.max_pixels)
     extension = FORMAT_EXTENSIONS[output_format("-", args.format)]
     pairs = plan(args, (STREAM_EXTENSION,), extension)
     for _, dst in pairs:
@@ -638,6 +639,9 @@ def build_parser(with_conform: bool = True) -> argparse.ArgumentParser:
     d.add_argument("-o", "--output-dir", metavar="DIR", help="write DIR/<name>.png (or --format) for every input")
     d.add_argument("--format", choices=("png", "ppm", "pnm", "bmp", "tiff", "webp", "rgb"),
                    help="the output format, whatever the extension (default: from the extension; PNG on stdout)")
+    d.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse a picture of more than N pixels before decoding it (default {DEFAULT_MAX_PIXELS}, "
+                        f"above every picture the spec allows): for services that decode untrusted streams")
     d.add_argument("--band-height", type=band_height, metavar="H",
                    help="run the synthesis in bands of H pixel rows, a multiple of 16 (default: a height that keeps "
                         "a band's activations within 64 MiB); the pixels are the same")

@@ -430,3 +430,23 @@ def test_decode_band_height(tmp_path):
     with pytest.raises(SystemExit) as e:
         cli(["decode", "--band-height", "24", str(tmp_path / "p.rcdc"), str(tmp_path / "x.png")])
     assert e.value.code == 2
+
+
+def test_max_pixels_refuses_before_decoding(tmp_path, capsys):
+    """--max-pixels N (max_pixels= in the API) refuses a bigger picture before anything is decoded: the
+    refusal comes even though the stream's model is not available (which decoding would report)."""
+    import refcodec
+
+    src = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(src)
+    assert main(["-q", "encode", str(src), str(tmp_path / "p.rcdc")]) == 0
+    stream = (tmp_path / "p.rcdc").read_bytes()
+    unknown = stream[:6] + bytes(32) + stream[38:]  # names a model nobody has
+    with pytest.raises(refcodec.LimitError, match="30x40 = 1200 pixels, more than max_pixels = 1199"):
+        refcodec.decode(unknown, max_pixels=1199)
+    with pytest.raises(refcodec.ModelError):
+        refcodec.decode(unknown, max_pixels=1200)
+    assert refcodec.decode(stream, max_pixels=1200).shape == (40, 30, 3)
+    out = tmp_path / "o.png"
+    assert main(["decode", "--max-pixels", "1000", str(tmp_path / "p.rcdc"), str(out)]) == 1
+    assert "LimitError" in capsys.readouterr().err and not out.exists()

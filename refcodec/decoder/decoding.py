@@ -31,7 +31,7 @@ from refcodec.decoder import latents, layers, rans
 from refcodec.decoder.bands import synthesis_bands
 from refcodec.decoder.bitstream import StreamHeader, parse_stream
 from refcodec.decoder.conventions import clause, clip3, round2
-from refcodec.decoder.errors import StreamError
+from refcodec.decoder.errors import LimitError, StreamError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, find_model
 
@@ -169,19 +169,25 @@ def synthesis(y_hat: np.ndarray, layers: list, height: int, width: int, impl: st
     return out
 
 
-def open_stream(data: bytes, model_files=(), impl: str = "reference") -> tuple:
-    """(header, model): the stream's header (spec §7) and the model it names, checked (spec §8.1)."""
+def open_stream(data: bytes, model_files=(), impl: str = "reference", max_pixels: int | None = None) -> tuple:
+    """(header, model): the stream's header (spec §7) and the model it names, checked (spec §8.1). A picture
+    of more than ``max_pixels`` pixels is refused (LimitError) before the model is looked up."""
     kernels(impl)
     header = parse_stream(bytes(data))
+    if max_pixels is not None and header.width * header.height > max_pixels:
+        raise LimitError(f"the picture is {header.width}x{header.height} = {header.width * header.height} pixels, "
+                         f"more than max_pixels = {max_pixels}", "7.3")
     model = find_model(header.model_id, model_files)
     check_architecture(header, model)
     return header, model
 
 
 @clause("8.6")
-def decode_stream(data: bytes, model_files=(), impl: str = "reference", band_height: int | None = None) -> np.ndarray:
+def decode_stream(data: bytes, model_files=(), impl: str = "reference", band_height: int | None = None,
+                  max_pixels: int | None = None) -> np.ndarray:
     """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array; the synthesis runs in
-    bands of ``band_height`` pixel rows (None: a height for bounded memory), with the same result."""
-    header, model = open_stream(data, model_files, impl)
+    bands of ``band_height`` pixel rows (None: a height for bounded memory), with the same result; a picture
+    of more than ``max_pixels`` pixels is refused before decoding (LimitError)."""
+    header, model = open_stream(data, model_files, impl, max_pixels)
     y_hat = gained(decode_y(header, model, impl)["y_hat"], model.y_gain, header.quality)
     return synthesis(y_hat, model.synthesis, header.height, header.width, impl, band_height)

@@ -29,6 +29,11 @@ class InputError(RefcodecError):
     """The encoder cannot take this image (Annex A)."""
 
 
+class LimitError(RefcodecError):
+    """A valid stream whose picture is larger than the caller allows (``max_pixels``): not a violation of
+    the spec, a decoding refused before any of it is done, as Pillow's decompression-bomb check does."""
+
+
 @clause("2.6")
 def require(condition: bool, error_class: type[RefcodecError], clause: str, what: str) -> None:
     """Require (spec §2.6): raise ``error_class`` (StreamError or ModelError) naming ``clause`` unless
