@@ -232,9 +232,12 @@ class LowerBound(torch.autograd.Function):
         return grad * ((x >= ctx.bound) | (grad < 0)), None
 
 
+SCALE_BOUND = 0.11  # the least scale of the Gaussian conditionals (CompressAI's)
+
+
 def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """P(round(y)) for a zero-mean Gaussian of the given scale (lower bound 0.11) convolved with a unit box."""
-    scales = LowerBound.apply(scales, 0.11)
+    scales = LowerBound.apply(scales, SCALE_BOUND)
     v = torch.abs(y)
     normal = torch.distributions.Normal(0.0, 1.0)
     p = normal.cdf((0.5 - v) / scales) - normal.cdf((-0.5 - v) / scales)
@@ -498,6 +501,78 @@ def nest(model: MeanScaleHyperprior, path: Path, offset: float = 4.0) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def channel_map(old: int, new: int, m_old: int, m_new: int) -> torch.Tensor:
+    """Where each of ``old`` channels goes in a widened tensor of ``new`` channels (see widen).
+
+    A dimension of k latent blocks (k*M: h_a's (|y|, y), h_s's or the entropy parameters'
+    (scales, means), the context's output) keeps each block's channels at the start of the
+    widened block; any other dimension keeps its channels at the start.
+    """
+    for k in (2, 4):
+        if old == k * m_old and new == k * m_new:
+            j = torch.arange(old)
+            return (j // m_old) * m_new + j % m_old
+    return torch.arange(old)
+
+
+@torch.no_grad()
+def widen(model: FactorizedPrior, path: Path) -> None:
+    """Start a wider model (larger N, M) as the function of a trained narrower one (Net2Net-style).
+
+    Every tensor of the narrow checkpoint is copied into the leading channels of
+    the wide one (channel_map). The wide layers' extra units keep their random
+    initialisation but are cut off from the narrow model's units: a weight from
+    a new input to an old output is 0, and a GDN normalises an old channel by
+    old channels only. So the wide model starts computing the narrow model's
+    picture at the narrow model's rate: the new latent channels of y and z start at
+    0 (their analysis rows are 0), coded with the least scale (the rows of the layer
+    that predicts their scales and means are 0, the scale biases ``SCALE_BOUND``) and
+    gains at the mean of the old channels' gains; training opens them.
+    """
+    old = read_checkpoint(path)[0]
+    own = model.state_dict()
+    m_old, m_new = old["g_a.6.weight"].shape[0], model.m
+    transposed = {name for name, mod in model.named_modules() if isinstance(mod, nn.ConvTranspose2d)}
+    state = {}
+    for key, w_old in old.items():
+        w = own[key].clone()
+        if key in ("density.target", "context.mask", "gains.lambdas"):
+            continue
+        if key.startswith("gains."):  # (levels, channels): new channels at the mean gain
+            w[:] = w_old.mean(1, keepdim=True)
+            w[:, : w_old.shape[1]] = w_old
+        elif key.endswith((".weight", "gamma.p")):  # (out, in) (ConvTranspose2d: (in, out))
+            o, i = (1, 0) if key.rsplit(".", 1)[0] in transposed else (0, 1)
+            o_map = channel_map(w_old.shape[o], w.shape[o], m_old, m_new)
+            i_map = channel_map(w_old.shape[i], w.shape[i], m_old, m_new)
+            wo = w.transpose(0, 1) if o == 1 else w  # a view with outputs first
+            wo_old = w_old.transpose(0, 1) if o == 1 else w_old
+            cut = NonNegative.pedestal**0.5 if key.endswith("gamma.p") else 0.0  # p of a zero gamma
+            wo[o_map] = cut
+            wo[o_map[:, None], i_map[None, :]] = wo_old
+        else:  # biases, GDN beta, density parameters: per channel, first dimension
+            w[channel_map(w_old.shape[0], w.shape[0], m_old, m_new)] = w_old
+        state[key] = w
+    # the layers whose new outputs are new latent channels (y, z) or their scales and means
+    last = {"g_a.6": m_new, "h_a.4": model.n}
+    if isinstance(model, JointAutoregressive):
+        last["entropy_parameters.4"] = 2 * m_new
+    elif isinstance(model, ScaleHyperprior | MeanScaleHyperprior):
+        last["h_s.4"] = 2 * m_new if isinstance(model, MeanScaleHyperprior) else m_new
+    for name, size in last.items():
+        if f"{name}.weight" not in state:
+            continue
+        kept = torch.zeros(size, dtype=torch.bool)
+        kept[channel_map(old[f"{name}.bias"].shape[0], size, m_old, m_new)] = True
+        state[f"{name}.weight"][~kept] = 0
+        state[f"{name}.bias"][~kept] = 0
+        if name != "g_a.6" and name != "h_a.4":
+            scales = torch.zeros(size, dtype=torch.bool)
+            scales[:m_new] = True
+            state[f"{name}.bias"][~kept & scales] = SCALE_BOUND
+    model.load_state_dict(state, strict=False)
+
+
 # ---------------------------------------------------------------------------
 # Evaluation on Kodak (estimated rate from the likelihoods, rounded latents)
 
@@ -551,6 +626,8 @@ def main(argv=None) -> None:
                     "(tensors of the same name and shape, e.g. g_a/g_s of the factorized model)")
     ap.add_argument("--nest-from", type=Path, help="start a new mean-scale or joint run as the function of a "
                     "trained scale hyperprior's checkpoint (see nest)")
+    ap.add_argument("--widen-from", type=Path, help="start a wider model (--N, --M) of the same architecture as "
+                    "the function of a trained narrower one's checkpoint (see widen)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (fast only on CPUs with AVX512-BF16/AMX)")
     ap.add_argument("--checkpoint-seconds", type=float, default=600)
     ap.add_argument("--eval-images", type=int, default=8, help="Kodak images evaluated at each checkpoint")
@@ -573,6 +650,10 @@ def main(argv=None) -> None:
         nest(model, args.nest_from)
         meta["warm_start"] = {"nested_from": str(args.nest_from), "source": source_summary(args.nest_from)}
         print(f"nested in the hyperprior {args.nest_from}", flush=True)
+    elif args.widen_from:
+        widen(model, args.widen_from)
+        meta["warm_start"] = {"widened_from": str(args.widen_from), "source": source_summary(args.widen_from)}
+        print(f"widened from {args.widen_from}", flush=True)
     elif args.init_from:
         taken = warm_start(model, args.init_from)
         meta["warm_start"] = {"from": str(args.init_from), "tensors": len(taken),
