@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refcodec.decoder import layers
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN, Layer
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, DEFAULT_LEAKY_SLOPE, LEAKY_BITS, Layer
 from refcodec.fast import layers as fast
 from refcodec.fast import vnni
 
@@ -72,12 +72,33 @@ def test_activations_exact():
     """spec §5.6: relu clamps at 0; leaky rounds a negative accumulator with shift + 6 in one step."""
     acc = np.array([[100, -100, -96, -97, -(1 << 40), 1 << 40]], dtype=np.int64)
     shift = np.array([1])
-    assert layers.requantize_map(acc, shift, "none").tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
-    assert layers.requantize_map(acc, shift, "relu").tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "none", DEFAULT_LEAKY_SLOPE).tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "relu", DEFAULT_LEAKY_SLOPE).tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
     # Round2(-100, 7) = (-100 + 64) >> 7 = -1; Round2(-96, 7) = -32 >> 7 = -1; Round2(-(2^40), 7) = -2^33 -> clamp
-    assert layers.requantize_map(acc, shift, "leaky").tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
-    assert layers.requantize_map(acc, shift, "pixels").tolist() == [[50, 0, 0, 0, 0, 255]]
-    assert layers.requantize_map(np.array([[-32]]), np.array([0]), "leaky").tolist() == [[0]]  # Round2(-32, 6) = 0
+    assert layers.requantize_map(acc, shift, "leaky", DEFAULT_LEAKY_SLOPE).tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
+    assert layers.requantize_map(acc, shift, "pixels", DEFAULT_LEAKY_SLOPE).tolist() == [[50, 0, 0, 0, 0, 255]]
+    assert layers.requantize_map(np.array([[-32]]), np.array([0]), "leaky", DEFAULT_LEAKY_SLOPE).tolist() == [[0]]  # Round2(-32, 6) = 0
+
+
+def test_leaky_slope_exact():
+    """spec §5.6, edition 5: a negative a becomes Round2(a * slope, shift + 16); slope 655 is CompressAI's 0.01."""
+    acc = np.array([[-1000, -1, 1000]], dtype=np.int64)
+    # Round2(-655000, 16) = (-655000 + 32768) >> 16 = floor(-9.49...) = -10; Round2(-655, 16) = 0
+    assert layers.requantize_map(acc, np.array([0]), "leaky", 655).tolist() == [[-10, 0, 1000]]
+    # The extremes of the ranges: |a| = 2^47 - 1, slope 2^15 - 1, shift 47 (a sum below 2^63 in magnitude).
+    a, slope, shift = -((1 << 47) - 1), (1 << 15) - 1, 47
+    expected = (a * slope + (1 << (shift + LEAKY_BITS - 1))) >> (shift + LEAKY_BITS)
+    got = layers.requantize_map(np.array([[a]], dtype=np.int64), np.array([shift]), "leaky", slope)
+    assert got.tolist() == [[expected]] == [[0]]  # a * slope + 2^62 = 2^47 + 2^15 - 1 > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(1 << 47) + 1, (1 << 47) - 1), st.integers(0, 47))
+def test_default_leaky_slope_is_editions_2_to_4(a, shift):
+    """spec §5.6: slope 1024 with shift + 16 is exactly the shift + 6 of earlier editions, for every a."""
+    old = (a + (1 << (shift + 5))) >> (shift + 6) if a < 0 else (a + ((1 << shift) >> 1)) >> shift
+    got = layers.requantize_map(np.array([[a]], dtype=np.int64), np.array([shift]), "leaky", DEFAULT_LEAKY_SLOPE)
+    assert got.tolist() == [[min(max(old, ACT_MIN), ACT_MAX)]]
 
 
 def test_conv_exact():
@@ -111,8 +132,9 @@ def _random_layer(rng, kind, cin, cout, extreme, k=5, activation="none"):
     if kind in ("deconv", "conv"):
         shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
         w = rng.integers(-32768, 32768, size=shape).astype(np.int16)
+        slope = int(rng.choice([DEFAULT_LEAKY_SLOPE, 655, 1, (1 << 15) - 1, rng.integers(1, 1 << 15)]))
         return Layer(kind, rng.integers(0, 48, size=cout).astype(np.uint8), activation, w,
-                     rng.integers(-(1 << 40), 1 << 40, size=cout))
+                     rng.integers(-(1 << 40), 1 << 40, size=cout), slope=slope)
     gmax = ((1 << 53) - 1 >> 30) // cin
     gamma = rng.integers(0, gmax + 1 if extreme else 1000, size=(cout, cin))
     room = (1 << 53) - 1 - (1 << 30) * gamma.sum(axis=1)
@@ -136,7 +158,7 @@ def test_layers_spec_reference_fast_agree(seed, cin, cout, h, w, extreme, activa
     assert layers.conv_transpose(x, d.weight, d.bias).tolist() == acc
     if activation == "none":
         assert ns["Requantize"](acc, d.shift.tolist(), ACT_MIN, ACT_MAX) == ns["RequantizeMap"](
-            acc, d.shift.tolist(), "none")
+            acc, d.shift.tolist(), "none", d.slope)
     c = _random_layer(rng, "conv", cin, cout, extreme, k, activation)
     assert layers.conv(x, c.weight, c.bias).tolist() == ns["Conv"](x.tolist(), c.weight.tolist(),
                                                                          c.bias.tolist())
@@ -159,7 +181,8 @@ def _as_1x1(layer):
 
 def _spec_form(layer):
     """A layer as the spec's pseudocode takes it: a dict of its fields, arrays as lists."""
-    return {"kind": layer.kind, "activation": layer.activation, **{k: v.tolist() for k, v in layer.tensors().items()}}
+    return {"kind": layer.kind, "activation": layer.activation, "slope": layer.slope,
+            **{k: v.tolist() for k, v in layer.tensors().items()}}
 
 
 @settings(max_examples=20, deadline=None)

@@ -24,12 +24,13 @@ def clause(number: str):
 def round2(x: np.ndarray, n) -> np.ndarray:
     """Round2(x, n) of spec §2.4, element-wise: (x + 2^(n-1)) >> n, and x for n = 0.
 
-    ``n`` may be an array broadcasting against ``x`` (per-channel shifts).
-    ``(1 << n) >> 1`` is 2^(n-1) for n > 0 and 0 for n = 0, so one expression
-    covers both cases. NumPy's ``>>`` on signed integers is arithmetic (floor).
+    ``n`` (0 .. 63) may be an array broadcasting against ``x`` (per-channel shifts).
+    The half, 2^(n-1), is shifted from 1 by n - 1 (2^63 itself would not fit int64);
+    NumPy's ``>>`` on signed integers is arithmetic (floor).
     """
     n = np.asarray(n, dtype=np.int64)
-    return (x + ((np.int64(1) << n) >> 1)) >> n
+    half = np.where(n > 0, np.int64(1) << np.maximum(n - 1, 0), np.int64(0))
+    return (x + half) >> n
 
 
 @clause("2.4")

@@ -105,8 +105,10 @@ def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dic
     entropy, layer_impl = kit.rans, kit.layers
     lat_h, lat_w = header.latent_shape
     if model.architecture == "factorized":
-        return {"y_hat": latents.decode_latents(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y", entropy)}
-    z_hat = latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy)
+        return {"y_hat": latents.decode_latents(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y", entropy,
+                                                model.y_median, model.mean_shift)}
+    z_hat = latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy,
+                                   model.z_median, model.z_shift)
     params = latents.hyper_synthesis(gained(z_hat, model.z_gain, header.quality), model, lat_h, lat_w, layer_impl)
     if model.architecture == "joint":
         y_hat = kit.decode_joint(header.y_data, model, params)

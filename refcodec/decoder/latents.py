@@ -43,13 +43,15 @@ def channel_rows(c: int, h: int, w: int) -> np.ndarray:
 
 
 @clause("8.3")
-def decode_latents(data: bytes, table, shape: tuple, name: str, rans) -> np.ndarray:
-    """DecodeLatents (spec §8.3): latents of ``shape`` (C, H, W), row c of ``table`` for channel c;
-    ``rans`` (an implementation's rANS module) decodes."""
+def decode_latents(data: bytes, table, shape: tuple, name: str, rans, median: np.ndarray,
+                   shift: int) -> np.ndarray:
+    """DecodeLatents (spec §8.3): latents of ``shape`` (C, H, W), row c of ``table`` for channel c, each
+    d * 2^shift + median[c] of the value d decoded; ``rans`` (an implementation's rANS module) decodes."""
     check_sub_stream_length(data, int(np.prod(shape)), name)
-    values = rans.decode_values(data, channel_rows(*shape), table, name=name)
-    check_range(values, name, "8.3")
-    return values.reshape(shape)
+    values = rans.decode_values(data, channel_rows(*shape), table, name=name).reshape(shape)
+    out = latent_values(values, median.astype(np.int64)[:, None, None], shift)
+    check_range(out, name, "8.3")
+    return out
 
 
 @clause("8.7")

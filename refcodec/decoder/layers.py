@@ -7,8 +7,8 @@ file bounds of spec §6.4 hold (checked at load time by refcodec.decoder.model).
 
 A layer is a frozen ``Layer`` (refcodec.decoder.model builds them from the
 model file, spec §6.3): ``kind`` "deconv" (§5.2), "conv" (§5.7) or "igdn"
-(§5.4); the convolutions carry ``weight``, ``bias``, ``shift`` and
-``activation`` (§5.6), IGDN carries ``gamma``, ``beta`` and ``shift``.
+(§5.4); the convolutions carry ``weight``, ``bias``, ``shift``, ``activation``
+and the model's leaky ``slope`` (§5.6), IGDN carries ``gamma``, ``beta`` and ``shift``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from refcodec.decoder.conventions import clause, clip3, isqrt, round2
 ACT_MIN, ACT_MAX = -(1 << 15), (1 << 15) - 1  # spec §5.1
 PIX_MIN, PIX_MAX = 0, 255  # spec §5.5
 KERNEL, STRIDE, PAD = 5, 2, 2  # spec §5.2
-LEAKY_SHIFT = 6  # spec §5.6: the leaky ReLU's negative slope is 2^-6
+LEAKY_BITS = 16  # spec §5.6: the leaky ReLU's negative slope is slope * 2^-16
+DEFAULT_LEAKY_SLOPE = 1024  # spec §5.6: 2^-6, the slope of a model without leaky_slope (editions 2 to 4)
 ACTIVATIONS = ("none", "relu", "leaky", "pixels")  # spec §5.6
 CONTEXT_TAPS = [(ky, kx) for ky in range(KERNEL) for kx in range(KERNEL) if ky < 2 or (ky == 2 and kx < 2)]  # §5.8
 
@@ -45,6 +46,7 @@ class Layer:
     bias: Any = None
     gamma: Any = None
     beta: Any = None
+    slope: int = DEFAULT_LEAKY_SLOPE
     packed: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -108,23 +110,24 @@ def requantize(acc: np.ndarray, shift: np.ndarray, lo: int = ACT_MIN, hi: int = 
 
 
 @clause("5.6")
-def requantize_value(a: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
+def requantize_value(a: np.ndarray, shift: np.ndarray, activation: str, slope: int) -> np.ndarray:
     """RequantizeValue (spec §5.6), element-wise on int64 ``a`` with ``shift`` broadcasting against it.
 
     none: Clip3(ACT_MIN, ACT_MAX, Round2(a, shift)); relu: clamped at 0 instead of
-    ACT_MIN; leaky: a negative a is rounded with shift + LEAKY_SHIFT; pixels:
-    Clip3(0, 255, ...) (spec §5.5).
+    ACT_MIN; leaky: a negative a becomes Round2(a * slope, shift + LEAKY_BITS); pixels:
+    Clip3(0, 255, ...) (spec §5.5). (|a * slope| < 2^62: no int64 overflow.)
     """
-    if activation == "leaky":
-        shift = np.where(a < 0, shift + LEAKY_SHIFT, shift)
     lo, hi = {"relu": (0, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}.get(activation, (ACT_MIN, ACT_MAX))
+    if activation == "leaky":
+        negative = round2(np.minimum(a, 0) * slope, shift + LEAKY_BITS)  # used where a < 0 only
+        return clip3(lo, hi, np.where(a < 0, negative, round2(a, shift)))
     return clip3(lo, hi, round2(a, shift))
 
 
 @clause("5.6")
-def requantize_map(acc: np.ndarray, shift: np.ndarray, activation: str) -> np.ndarray:
+def requantize_map(acc: np.ndarray, shift: np.ndarray, activation: str, slope: int) -> np.ndarray:
     """RequantizeMap (spec §5.6): ``requantize_value`` with shift[c] for channel c on axis 0."""
-    return requantize_value(acc, channel_shift(shift, acc.ndim), activation)
+    return requantize_value(acc, channel_shift(shift, acc.ndim), activation, slope)
 
 
 def igdn_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -144,7 +147,7 @@ def apply_layer(x: np.ndarray, layer: Layer) -> np.ndarray:
     if layer.kind == "igdn":
         return igdn(x, layer.gamma, layer.beta, layer.shift)
     transform = conv_transpose if layer.kind == "deconv" else conv
-    return requantize_map(transform(x, layer.weight, layer.bias), layer.shift, layer.activation)
+    return requantize_map(transform(x, layer.weight, layer.bias), layer.shift, layer.activation, layer.slope)
 
 
 @clause("5.7")
@@ -171,11 +174,11 @@ def context_at(y_hat: np.ndarray, ly: int, lx: int, layer: Layer) -> np.ndarray:
         sy, sx = ly + ky - PAD, lx + kx - PAD
         if 0 <= sy < lat_h and 0 <= sx < lat_w:
             acc += layer.weight[:, :, ky, kx].astype(np.int64) @ y_hat[:, sy, sx]
-    return requantize_map(acc, layer.shift, layer.activation)
+    return requantize_map(acc, layer.shift, layer.activation, layer.slope)
 
 
 @clause("5.8")
 def pointwise_at(v: np.ndarray, layer: Layer) -> np.ndarray:
     """PointwiseAt (spec §5.8): a 1x1 convolution (spec §5.7 with K = 1) at one position: Cin values -> Cout values."""
     acc = layer.bias.astype(np.int64) + layer.weight[:, :, 0, 0].astype(np.int64) @ v
-    return requantize_map(acc, layer.shift, layer.activation)
+    return requantize_map(acc, layer.shift, layer.activation, layer.slope)

@@ -23,7 +23,7 @@ from refcodec.decoder.cdf import MAX_CDF_LENGTH, CdfTable, cdf_table_check
 from refcodec.decoder.conventions import clause, read_at_most, read_le, sha256
 from refcodec.decoder.errors import ModelError
 from refcodec.decoder.json_text import parse_json
-from refcodec.decoder.layers import CONTEXT_TAPS, Layer
+from refcodec.decoder.layers import CONTEXT_TAPS, DEFAULT_LEAKY_SLOPE, Layer
 
 MAX_HEADER_BYTES = 1 << 20  # spec §6.1
 MAX_MODEL_BYTES = 1 << 28  # spec §6.1
@@ -58,7 +58,9 @@ class Model:
     ``entropy_parameters`` are lists of layers (refcodec.decoder.layers); those an
     architecture does not have are empty, as are ``z_table`` (None) and
     ``scale_bound`` of the factorized architecture. ``mean_shift`` F: a latent is
-    v * 2^F + mean (spec §8.8); 0 unless a mean-scale or joint model sets it.
+    v * 2^F + mean (spec §8.8), or v * 2^F + y_median[c] for factorized (§8.3);
+    ``z_shift`` and ``z_median`` the same for the hyper-latents (edition 5). The layers
+    carry the model's leaky slope (§5.6).
     """
 
     model_id: bytes
@@ -74,6 +76,9 @@ class Model:
     z_table: CdfTable | None
     scale_bound: np.ndarray
     mean_shift: int
+    y_median: np.ndarray  # (M,) offsets of ŷ's channels (spec §8.3): zeros unless a factorized model has them
+    z_shift: int  # Fz of ẑ (spec §8.3)
+    z_median: Any  # (N,) offsets of ẑ's channels; None for factorized
     y_gain: Any  # quality.y_gain [L, M] (spec §6.3, §8.11), None without quality levels
     z_gain: Any  # quality.z_gain [L, N], None also for factorized
     encoder: dict = field(repr=False)  # float tensors for the (informative) encoder
@@ -266,7 +271,8 @@ def check_scale_bound(scale_bound: np.ndarray) -> None:
 
 
 @clause("6.3")
-def load_layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str) -> Layer:
+def load_layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int, activation: str,
+               slope: int) -> Layer:
     """LoadLayer (spec §6.3): one layer, its tensors checked against the bounds of spec §6.4."""
     shift = get_tensor(tensors, f"{name}.shift", "U8", (cout,))
     if kind == "igdn":
@@ -275,9 +281,27 @@ def load_layer(tensors: dict, name: str, kind: str, cin: int, cout: int, k: int,
     else:
         shape = (cin, cout, k, k) if kind == "deconv" else (cout, cin, k, k)
         layer = Layer(kind, shift, activation, get_tensor(tensors, f"{name}.weight", "I16", shape),
-                      get_tensor(tensors, f"{name}.bias", "I64", (cout,)))
+                      get_tensor(tensors, f"{name}.bias", "I64", (cout,)), slope=slope)
     check_layer_bounds(layer, name)
     return layer
+
+
+@clause("6.3")
+def load_optional(tensors: dict, name: str, dtype: str, shape: tuple, default: np.ndarray,
+                  used: set) -> np.ndarray:
+    """LoadOptional (spec §6.3): the tensor ``name`` if the model has it (checked like any), else ``default``."""
+    if name not in tensors:
+        return default
+    used.add(name)
+    return get_tensor(tensors, name, dtype, shape)
+
+
+def load_shift(tensors: dict, name: str, used: set) -> int:
+    """An optional mean shift (entropy.y.mean_shift, entropy.z.mean_shift): 0 .. MAX_MEAN_SHIFT (spec §6.4)."""
+    shift = int(load_optional(tensors, name, "U8", (1,), np.zeros(1, np.uint8), used)[0])
+    if shift > MAX_MEAN_SHIFT:
+        _fail(f"{name} is {shift}, more than {MAX_MEAN_SHIFT}", "6.4")
+    return shift
 
 
 @clause("6.3")
@@ -308,26 +332,32 @@ def load_model(data: bytes) -> Model:
     if arch not in ARCHITECTURES:
         _fail(f"unknown architecture {arch!r}", "6.2")
     n, m = channel_count(metadata, "N"), channel_count(metadata, "M")
-    groups = {group: [load_layer(tensors, f"{group}.{k}", *spec) for k, spec in enumerate(plan)]
+    used: set = set()
+    slope = DEFAULT_LEAKY_SLOPE
+    if arch in MEAN_ARCHITECTURES:
+        slope = int(load_optional(tensors, "leaky_slope", "I16", (1,), np.array([slope]), used)[0])
+        if slope < 1:
+            _fail(f"leaky_slope is {slope}, below 1", "6.4")
+    groups = {group: [load_layer(tensors, f"{group}.{k}", *spec, slope) for k, spec in enumerate(plan)]
               for group, plan in layer_plan(arch, n, m).items()}
     if "context" in groups:
         check_context_mask(groups["context"][0])
     known = {f"{g}.{k}.{p}" for g, ls in groups.items() for k, layer in enumerate(ls) for p in layer.tensors()}
-    z_table, scale_bound = None, np.zeros(0, np.int32)
+    z_table, scale_bound, z_median, z_shift = None, np.zeros(0, np.int32), None, 0
+    y_median = np.zeros(m, np.int16)
     if arch == "factorized":
         y_table = load_table(tensors, "entropy.y", m)
+        y_median = load_optional(tensors, "entropy.y.median", "I16", (m,), y_median, used)
     else:
         z_table = load_table(tensors, "entropy.z", n)
+        z_median = load_optional(tensors, "entropy.z.median", "I16", (n,), np.zeros(n, np.int16), used)
+        z_shift = load_shift(tensors, "entropy.z.mean_shift", used)
         y_table = load_table(tensors, "entropy.y", None)
         scale_bound = get_tensor(tensors, "entropy.y.scale_bound", "I32", (y_table.rows - 1,))
         check_scale_bound(scale_bound)
         known |= {"entropy.y.scale_bound"} | {f"entropy.z.{p}" for p in ("cdf", "cdf_length", "offset")}
-    mean_shift = 0
-    if arch in MEAN_ARCHITECTURES and "entropy.y.mean_shift" in tensors:
-        mean_shift = int(get_tensor(tensors, "entropy.y.mean_shift", "U8", (1,))[0])
-        if mean_shift > MAX_MEAN_SHIFT:
-            _fail(f"entropy.y.mean_shift is {mean_shift}, more than {MAX_MEAN_SHIFT}", "6.4")
-        known.add("entropy.y.mean_shift")
+    mean_shift = 0 if arch == "hyperprior" else load_shift(tensors, "entropy.y.mean_shift", used)
+    known |= used
     y_gain, z_gain = load_gains(tensors, arch, n, m)
     known |= {name for name, gain in (("quality.y_gain", y_gain), ("quality.z_gain", z_gain)) if gain is not None}
     known |= {f"entropy.y.{p}" for p in ("cdf", "cdf_length", "offset")}
@@ -337,7 +367,7 @@ def load_model(data: bytes) -> Model:
     encoder = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
     return Model(model_id, metadata.get("name", ""), arch, n, m, groups["synthesis"], y_table,
                  groups.get("hyper_synthesis", []), groups.get("context", []), groups.get("entropy_parameters", []),
-                 z_table, scale_bound, mean_shift, y_gain, z_gain, encoder, metadata)
+                 z_table, scale_bound, mean_shift, y_median, z_shift, z_median, y_gain, z_gain, encoder, metadata)
 
 
 # ---------------------------------------------------------------------------

@@ -10,10 +10,10 @@ refcodec.decoder.layers).
 
 import numpy as np
 
-from refcodec.decoder.layers import LEAKY_SHIFT, conv_transpose
+from refcodec.decoder.layers import DEFAULT_LEAKY_SLOPE, LEAKY_BITS, conv_transpose
 from refcodec.decoder.model import layer_plan
 
-LEAKY_SLOPE = 2.0**-LEAKY_SHIFT  # the float leaky ReLU that spec §5.6 computes in integers
+LEAKY_SLOPE = DEFAULT_LEAKY_SLOPE / 2**LEAKY_BITS  # 2^-6: the float leaky ReLU of refcodec's models (spec §5.6)
 MEAN_SHIFT = 4  # the mean-scale and joint models predict means in units of 2^-4 (spec §8.8 mean_shift)
 HYPER_ANALYSIS_STRIDES = (1, 2, 2)
 

@@ -32,21 +32,21 @@ _choose_value = njit(cache=True, nogil=True)(choose_value)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _dense(v, w, b, s, leaky, out):
-    """A 1x1 convolution at one position (spec §5.7), requantised (spec §5.6)."""
+def _dense(v, w, b, s, slope, out):
+    """A 1x1 convolution at one position (spec §5.7), requantised (spec §5.6; slope 0: not leaky)."""
     for o in range(w.shape[0]):
         acc = b[o]
         for i in range(w.shape[1]):
             acc += w[o, i] * v[i]
-        out[o] = activate_value(np.int64(acc), np.int64(s[o]), ACT_MIN, ACT_MAX, leaky)
+        out[o] = activate_value(np.int64(acc), np.int64(s[o]), ACT_MIN, ACT_MAX, slope)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _loop(words, targets, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1, s1, w2, b2, s2,
-          bound, cdf, cdf_length, offset, mean_shift, y, values, rows):
+          slope, bound, cdf, cdf_length, offset, mean_shift, y, values, rows):
     """y[ly, lx, c] in raster order of positions; (code, aux) as refcodec.fast.rans.
 
-    Decoding (``targets`` empty): each value from ``words``. Encoding: each value chosen for
+    ``slope``: the model's leaky slope (spec §5.6). Decoding (``targets`` empty): each value from ``words``. Encoding: each value chosen for
     ``targets[ly, lx, c]`` and stored, with its table row, in ``values`` and ``rows``."""
     encoding = targets.size > 0
     lat_h, lat_w, m = y.shape
@@ -70,12 +70,12 @@ def _loop(words, targets, params, taps, ctx_w, ctx_b, ctx_s, w0, b0, s0, w1, b1,
                         a += ctx_w[t, o, i] * y[sy, sx, i]
                     acc[o] += a
             for o in range(c2):
-                feat[o] = activate_value(np.int64(acc[o]), np.int64(ctx_s[o]), ACT_MIN, ACT_MAX, False)
+                feat[o] = activate_value(np.int64(acc[o]), np.int64(ctx_s[o]), ACT_MIN, ACT_MAX, 0)
             for c in range(params.shape[0]):
                 feat[c2 + c] = params[c, ly, lx]
-            _dense(feat, w0, b0, s0, True, h0)
-            _dense(h0, w1, b1, s1, True, h1)
-            _dense(h1, w2, b2, s2, False, out)
+            _dense(feat, w0, b0, s0, slope, h0)
+            _dense(h0, w1, b1, s1, slope, h1)
+            _dense(h1, w2, b2, s2, 0, out)
             for c in range(m):
                 q = out[c]
                 r = 0  # spec §8.8: the number of bounds below q
@@ -119,7 +119,7 @@ def _run(words, targets, model, params: np.ndarray) -> tuple:
     values, rows = (np.zeros_like(y), np.zeros_like(y)) if targets.size else (unused, unused)
     table = model.y_table
     result = _loop(words, targets, np.ascontiguousarray(params, np.int64), *kernel_weights(model),
-                   model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
+                   model.entropy_parameters[0].slope, model.scale_bound.astype(np.int64), table.cdf, table.cdf_length, table.offset,
                    model.mean_shift, y, values, rows)
     if result[0] == OUT_OF_RANGE:
         raise StreamError(f"a y latent lies outside {ACT_MIN}..{ACT_MAX}", "8.8")

@@ -10,15 +10,16 @@ of magnitude at most 2^47 (convolutions) or 2^53 - 1 (IGDN norm), the bounds
 a model file is checked against at load time (spec §6.4), and float64
 represents every integer up to 2^53 exactly. On both paths Round2(a, s) is
 computed as floor((a + 2^(s-1)) * 2^-s): the sum is an integer below 2^53 (|a|
-< 2^47 and s + LEAKY_SHIFT <= 53; in IGDN |a| = |x| * Isqrt(T) < 2^15 * 2^27),
-multiplying by a power of two is exact, and so is floor -- so the Numba kernels
-give the spec's integer results bit for bit, and vectorise.
+< 2^47 and s <= 47; in IGDN |a| = |x| * Isqrt(T) < 2^15 * 2^27), multiplying by a
+power of two is exact, and so is floor -- so the Numba kernels give the spec's integer
+results bit for bit, and vectorise. The negative side of a leaky layer, Round2(a * slope,
+s + 16), runs in int64 (|a * slope| < 2^62, spec §5.6), where float64 would round.
 """
 
 import numpy as np
 from numba import njit, prange
 
-from refcodec.decoder.layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_SHIFT, PAD, PIX_MAX, PIX_MIN, Layer
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, KERNEL, LEAKY_BITS, PAD, PIX_MAX, PIX_MIN, Layer
 from refcodec.fast import vnni
 
 TILE_BYTES = 1 << 24  # im2col block size
@@ -27,12 +28,19 @@ RANGES = {"none": (ACT_MIN, ACT_MAX), "relu": (0, ACT_MAX), "leaky": (ACT_MIN, A
 
 
 @njit(cache=True, nogil=True)
-def activate_value(a, s, lo, hi, leaky):
-    """spec §5.6 on one accumulator: Clip3(lo, hi, Round2(a, s)), s + LEAKY_SHIFT for a < 0 if leaky."""
-    if leaky and a < 0:
-        s += LEAKY_SHIFT
-    v = (a + ((np.int64(1) << s) >> 1)) >> s
-    return min(max(v, lo), hi)
+def activate_value(a, s, lo, hi, slope):
+    """spec §5.6 on one int64 accumulator: Clip3(lo, hi, Round2(a, s)); with ``slope`` > 0 (a leaky
+    layer) a negative a becomes Round2(a * slope, s + LEAKY_BITS)."""
+    if slope > 0 and a < 0:
+        a *= slope
+        s += LEAKY_BITS
+    half = (np.int64(1) << (s - 1)) if s > 0 else np.int64(0)  # 2^(s-1); s <= 63, so never 1 << 63
+    return min(max((a + half) >> s, lo), hi)
+
+
+def leaky_slope(layer: Layer) -> int:
+    """The ``slope`` argument of the kernels: the layer's slope if it is leaky, else 0 (spec §5.6)."""
+    return layer.slope if layer.activation == "leaky" else 0
 
 
 @njit(cache=True, nogil=True)
@@ -48,7 +56,7 @@ def _round2_factors(s):
 
 
 @njit(cache=True, nogil=True)
-def _activate(acc, bias, shift, lo, hi, leaky, out):
+def _activate(acc, bias, shift, lo, hi, slope, out):
     """out = activate_value(acc + bias) over (C, H, W) float64 arrays of exact integers.
 
     (The kernels write into arrays NumPy allocated: measured 5x faster than
@@ -57,13 +65,14 @@ def _activate(acc, bias, shift, lo, hi, leaky, out):
         s = np.int64(shift[c])
         b = np.float64(bias[c])
         scale, half = _round2_factors(s)
-        scale_neg, half_neg = _round2_factors(s + LEAKY_SHIFT) if leaky else (scale, half)
         for y in range(acc.shape[1]):
             row, dst = acc[c, y], out[c, y]
             for i in range(acc.shape[2]):
                 a = row[i] + b
-                v = _round2(a, scale_neg, half_neg) if a < 0 else _round2(a, scale, half)
-                dst[i] = min(max(v, lo), hi)
+                if slope > 0 and a < 0:
+                    dst[i] = activate_value(np.int64(a), s, lo, hi, slope)
+                else:
+                    dst[i] = min(max(_round2(a, scale, half), lo), hi)
 
 
 @njit(cache=True, nogil=True)
@@ -146,14 +155,14 @@ def convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
     _, h, w = x.shape
     bias, shift = layer.bias, layer.shift
     lo, hi = RANGES[layer.activation]
-    leaky = layer.activation == "leaky"
+    slope = leaky_slope(layer)
     scale, pad = _geometry(layer)
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
     cout = bias.shape[0]
     out = np.empty((cout, scale * h, scale * w))
     for py, px, offsets, mats in _phases(layer):
         def emit(r0, r1, acc, py=py, px=px):
-            _activate(acc.reshape(cout, r1 - r0, w), bias, shift, lo, hi, leaky,
+            _activate(acc.reshape(cout, r1 - r0, w), bias, shift, lo, hi, slope,
                       out[:, scale * r0 + py : scale * r1 : scale, px::scale])
 
         _gemm_rows(xp, offsets, np.concatenate(mats, axis=1).astype(np.float64), h, w, emit)
@@ -184,12 +193,12 @@ def _simd_convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
                                                    for py, px, offsets, mats in _phases(lay)])
     for py, px, offsets, weights, pairs in phases:
         _correlate(xp, weights, vnni.segments(offsets, pairs, wp), layer.bias, layer.shift,
-                   lo, hi, layer.activation == "leaky", out, py, px, scale)
+                   lo, hi, leaky_slope(layer), out, py, px, scale)
     return out
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _correlate(xp, weights, seg, bias, shift, lo, hi, leaky, out, y0, x0, step):
+def _correlate(xp, weights, seg, bias, shift, lo, hi, slope, out, y0, x0, step):
     """out[o, y0 + step*y, x0 + step*x] = activate_value(bias[o] + the kernel's sum) for every (y, x).
 
     One job per output row and block of vnni.MR channels, vnni.COLS columns per kernel call."""
@@ -207,7 +216,7 @@ def _correlate(xp, weights, seg, bias, shift, lo, hi, leaky, out, y0, x0, step):
                 o = b * vnni.MR + r
                 s, row = np.int64(shift[o]), out[o, y0 + step * y]
                 for i in range(min(vnni.COLS, n_x - c0)):
-                    row[x0 + step * (c0 + i)] = activate_value(acc[r, i] + bias[o], s, lo, hi, leaky)
+                    row[x0 + step * (c0 + i)] = activate_value(acc[r, i] + bias[o], s, lo, hi, slope)
 
 
 def _scatter_deconv(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -228,7 +237,7 @@ def _scatter_deconv(x: np.ndarray, layer: Layer) -> np.ndarray:
     out = np.empty((cout, 2 * h, 2 * w))
     lo, hi = RANGES[layer.activation]
     _activate(acc[:, PAD : PAD + 2 * h, PAD : PAD + 2 * w], layer.bias, layer.shift, lo, hi,
-              layer.activation == "leaky", out)
+              leaky_slope(layer), out)
     return out
 
 
