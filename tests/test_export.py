@@ -135,7 +135,7 @@ def test_integer_hyper_synthesis_tracks_the_float_one(exported_hyper):
         q = latents.joint_params(y_hat, q, model, layers)
     m = model.m
     scales = np.maximum(f[:m], 0) if model.architecture == "hyperprior" else f[:m]
-    unit = 2.0 ** export.SCALE_BITS
+    unit = 2.0 ** export.scale_bits({})
     assert np.abs(np.clip(scales * unit, -32768, 32767) - q[:m]).max() <= 0.01 * np.abs(scales * unit).max() + 2
     if model.architecture != "hyperprior":
         assert model.mean_shift == floatnet.MEAN_SHIFT
@@ -147,7 +147,7 @@ def test_gaussian_tables():
     """Annex A.2.3: row r is the unit-binned zero-mean Gaussian of scale r, centred, widening with r."""
     scales = export.gaussian_scales()
     table = export.gaussian_tables(scales)
-    bounds = export.scale_bounds(scales)
+    bounds = export.scale_bounds({})
     assert table.rows == len(scales) == len(bounds) + 1 and np.all(np.diff(bounds.astype(np.int64)) > 0)
     assert np.all(np.diff(table.cdf_length) >= 0) and np.all(table.offset == -(table.cdf_length - 3) // 2)
     for r in (0, 31, 63):

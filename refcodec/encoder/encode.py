@@ -59,7 +59,10 @@ def analysis_shapes(model: Model) -> dict:
         if k < 6:
             shapes.update({f"analysis.{k + 1}.beta": (cout,), f"analysis.{k + 1}.gamma": (cout, cout)})
     if model.architecture != "factorized":
-        for j, (cout, cin, k) in enumerate(floatnet.hyper_analysis_kernels(model.architecture, n, m)):
+        first = model.encoder.get("hyper_analysis.0.weight")
+        on_y = model.architecture != "hyperprior" and first is not None and first.shape[1] == m  # CompressAI's
+        for j, (cout, cin, k) in enumerate(floatnet.hyper_analysis_kernels(model.architecture, n, m,
+                                                                           m if on_y else None)):
             shapes.update({f"hyper_analysis.{j}.weight": (cout, cin, k, k), f"hyper_analysis.{j}.bias": (cout,)})
     if model.levels:  # the encoder-side gains of every quality level (Annex A.1.6)
         shapes["quality.y_gain"] = (model.levels, m)
@@ -101,9 +104,10 @@ def encoder_gain(model: Model, name: str, level: int | None) -> np.ndarray | flo
 
 
 def analyse_all(pixels: np.ndarray, model: Model, level: int | None = None) -> tuple:
-    """(y, z_hat): g_a (times the gain of quality ``level``) times 2^F (F the model's mean_shift, spec §8.8)
-    rounded to integers, and h_a of the float latent (times the z gain) rounded; z_hat is None for
-    factorized (Annex A.1.3, A.1.6)."""
+    """(y, z): g_a (times the gain of quality ``level``) times 2^F (F the model's mean_shift, spec §8.3,
+    §8.8) rounded to integers, and h_a of the float latent (times the z gain) times 2^Fz rounded; z is
+    None for factorized (Annex A.1.3, A.1.6). Both are in the units of the latents; the values coded are
+    chosen from them (``per_channel_values``)."""
     check_encoder(model)
     x = pad_to_stride(pixels).transpose(2, 0, 1).astype(np.float32) / 255.0
     with np.errstate(over="ignore", invalid="ignore"):
@@ -111,6 +115,7 @@ def analyse_all(pixels: np.ndarray, model: Model, level: int | None = None) -> t
         z = None
         if model.architecture != "factorized":
             z = floatnet.hyper_analysis(y, model.encoder, model.architecture) * encoder_gain(model, "z", level)
+            z = z * np.float32(1 << model.z_shift)
         y = y * np.float32(1 << model.mean_shift)
     return quantize(y), None if z is None else quantize(z)
 
@@ -127,11 +132,24 @@ def encoder_kernels(impl: str) -> tuple:
     return fast_rans.encode_values, fast_joint.code_joint
 
 
+def per_channel_values(x: np.ndarray, median: np.ndarray, shift: int) -> tuple:
+    """(latents, values) of latents coded with one table row per channel (spec §8.3): the value v of each
+    chosen for x with ``choose_value`` around the channel's median, and the latent v * 2^shift + median
+    the decoder rebuilds from it. Without medians and fractional bits both are x, coded as given (the
+    conformance vectors code latents outside the activation range that way)."""
+    if shift == 0 and not median.any():
+        return x, x
+    median = median.astype(np.int64)[:, None, None]
+    values = encoder_latents.choose_value(x, median, shift)
+    return latents.latent_values(values, median, shift), values
+
+
 def y_symbols(y: np.ndarray, model: Model, z_hat, impl: str, level: int | None = None) -> tuple:
     """(y_hat, values, table rows): the latents the decoder rebuilds from the coded values, and the
     values and rows of the y sub-stream in coding order (spec §8.3, §8.8-§8.11, Annex A.1.4)."""
     if model.architecture == "factorized":
-        return y, y.reshape(-1), latents.channel_rows(*y.shape)
+        y_hat, values = per_channel_values(y, model.y_median, model.mean_shift)
+        return y_hat, values.reshape(-1), latents.channel_rows(*y.shape)
     params = latents.hyper_synthesis(gained(z_hat, model.z_gain, level), model, *y.shape[1:], kernels(impl).layers)
     if model.architecture == "joint":  # position by position, the M channels of each (spec §8.10)
         y_hat, values, rows = encoder_kernels(impl)[1](y, model, params)
@@ -149,7 +167,8 @@ def code_latents(y: np.ndarray, model: Model, width: int, height: int, impl: str
     encode_values = encoder_kernels(impl)[0]
     z_data = None
     if z_hat is not None:  # every architecture but factorized
-        z_data = encode_values(z_hat.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
+        z_hat, z_values = per_channel_values(z_hat, model.z_median, model.z_shift)
+        z_data = encode_values(z_values.reshape(-1), latents.channel_rows(*z_hat.shape), model.z_table)
     y_hat, values, rows = y_symbols(y, model, z_hat, impl, level)
     y_data = encode_values(values, rows, model.y_table)
     return write_stream(model.model_id, model.code, width, height, y_data, z_data, level), y_hat

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from refcodec.decoder.decoding import GAIN_SHIFT
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN, LEAKY_BITS
 from refcodec.decoder.model import (
     ACC_BOUND,
     ACT_ABS_MAX,
@@ -209,9 +210,24 @@ def gaussian_tables(scales: np.ndarray):
     return build_table(pmfs, tails, offsets)
 
 
-def scale_bounds(scales: np.ndarray) -> np.ndarray:
-    """entropy.y.scale_bound: the geometric midpoints of neighbouring scales, in units of 2^-SCALE_BITS (§8.8)."""
-    return np.floor(np.sqrt(scales[:-1] * scales[1:]) * 2.0**SCALE_BITS).astype(np.int32)
+def scale_thresholds(p: dict) -> np.ndarray:
+    """The real scales between the y tables' rows: the geometric midpoints of neighbouring scales (refcodec's),
+    or a CompressAI model's own rule, the smallest table at least as wide (Annex A.3.3)."""
+    if "gaussian.thresholds" in p:
+        return p["gaussian.thresholds"]
+    scales = p.get("gaussian.scales", gaussian_scales())
+    return np.sqrt(scales[:-1] * scales[1:])
+
+
+def scale_bits(p: dict) -> int:
+    """Predicted scales are integers in units of 2^-scale_bits (spec §8.8): SCALE_BITS, or fewer if the largest
+    threshold would not fit the activation range."""
+    return min(SCALE_BITS, math.floor(math.log2(ACT_MAX / scale_thresholds(p).max())))
+
+
+def scale_bounds(p: dict) -> np.ndarray:
+    """entropy.y.scale_bound: the thresholds of the y tables, in units of 2^-scale_bits(p) (§8.8)."""
+    return np.floor(scale_thresholds(p) * 2.0 ** scale_bits(p)).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------
@@ -222,19 +238,21 @@ def calibrate(p: dict, images: list, architecture: str) -> dict:
     """group -> per layer, per channel: the largest |output| of the float layers on ``images``."""
     m, n = p["synthesis.0.weight"].shape[:2]
     plan = layer_plan(architecture, n, m)
-    p32 = {k: v.astype(np.float32) for k, v in p.items()}
+    p32 = {k: v.astype(np.float32) if isinstance(v, np.ndarray) else v for k, v in p.items()}
     maxima: dict = {}
     for img, level in ((img, level) for img in images for level in levels_of(p)):
         x = pad_to_stride(to_rgb_array(img)).transpose(2, 0, 1).astype(np.float32) / 255.0
         y = floatnet.analysis(x, p32) * float_gain(p32, "quality.y_gain", level)
-        y_hat = np.rint(y).astype(np.float64)
+        y_hat = coded(y, medians(p, mean_shift(architecture, p)) if architecture == "factorized" else None,
+                      mean_shift(architecture, p))
         traces: dict = {group: [] for group in plan}
         y_in = y_hat * float_gain(p, "quality.y_inverse", level)
         traces["gained.y"] = [y_in]
         floatnet.run(y_in, p, "synthesis", plan["synthesis"], traces["synthesis"])
         if architecture != "factorized":
             z = floatnet.hyper_analysis(y, p32, architecture) * float_gain(p32, "quality.z_gain", level)
-            z_in = np.rint(z).astype(np.float64) * float_gain(p, "quality.z_inverse", level)
+            z_in = coded(z, medians(p, z_shift(architecture, p)), z_shift(architecture, p)) \
+                * float_gain(p, "quality.z_inverse", level)
             traces["gained.z"] = [z_in]
             h = floatnet.run(z_in, p, "hyper_synthesis", plan["hyper_synthesis"], traces["hyper_synthesis"])
             h = h[:, : y.shape[1], : y.shape[2]]
@@ -295,28 +313,52 @@ def _igdn(beta, gamma, s_in, s_target):
     return G, B, S, s_out
 
 
-def latent_unit(architecture: str) -> float:
-    """The real value of one unit of y_hat: 2^-F, F = floatnet.MEAN_SHIFT for mean-scale and joint (spec §8.8)."""
-    return 2.0 ** -mean_shift(architecture)
+def latent_unit(architecture: str, p: dict) -> float:
+    """The real value of one unit of y_hat: 2^-F (spec §8.3, §8.8)."""
+    return 2.0 ** -mean_shift(architecture, p)
 
 
-def mean_shift(architecture: str) -> int:
-    """The entropy.y.mean_shift the exporter writes (spec §6.3): floatnet.MEAN_SHIFT where there are means."""
-    return floatnet.MEAN_SHIFT if architecture in MEAN_ARCHITECTURES else 0
+def mean_shift(architecture: str, p: dict) -> int:
+    """The entropy.y.mean_shift the exporter writes (spec §6.3): floatnet.MEAN_SHIFT where there are means,
+    or medians (a factorized model imported from CompressAI, Annex A.3.3), else 0."""
+    medians = architecture == "factorized" and "density.medians" in p
+    return floatnet.MEAN_SHIFT if architecture in MEAN_ARCHITECTURES or medians else 0
 
 
-def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int) -> np.ndarray:
+def z_shift(architecture: str, p: dict) -> int:
+    """The entropy.z.mean_shift the exporter writes: floatnet.MEAN_SHIFT where z has medians, else 0."""
+    return floatnet.MEAN_SHIFT if architecture != "factorized" and "density.medians" in p else 0
+
+
+def medians(p: dict, shift: int) -> np.ndarray | None:
+    """The per-channel medians of the factorized density in units of 2^-shift (entropy.T.median, spec
+    §6.3), None for a model without them."""
+    if "density.medians" not in p:
+        return None
+    return np.clip(np.rint(p["density.medians"] * 2.0**shift), ACT_MIN, ACT_MAX).astype(np.int16)
+
+
+def coded(x: np.ndarray, median: np.ndarray | None, shift: int) -> np.ndarray:
+    """What a decoder rebuilds of float latents x coded with per-channel ``median`` (Annex A.1.4): the
+    integer steps round(x - median) plus the median (in units of 1); x rounded without medians."""
+    if median is None:
+        return np.rint(x)
+    m = median.astype(np.float64)[:, None, None] * 2.0**-shift
+    return np.rint(x - m) + m
+
+
+def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int, p: dict) -> np.ndarray:
     """The real value of one integer unit of each output channel of layer k of ``group`` (Annex A.1.5).
 
-    Pixels: 1/255. Scales (spec §8.8): 2^-SCALE_BITS. Means: 2^-MEAN_SHIFT, the unit
+    Pixels: 1/255. Scales (spec §8.8): 2^-scale_bits(p). Means: 2^-MEAN_SHIFT, the unit
     of y_hat (spec §8.8). Hidden layers: the calibrated maximum at 2^13.
     """
     last = k == len(plan) - 1
     if group == "synthesis" and last:
         return np.full(3, 1 / 255)
     if last and (group == "entropy_parameters" or (group == "hyper_synthesis" and architecture != "joint")):
-        scales = np.full(plan[k][2], 2.0**-SCALE_BITS)
-        scales[m:] = latent_unit(architecture)
+        scales = np.full(plan[k][2], 2.0 ** -scale_bits(p))
+        scales[m:] = latent_unit(architecture, p)
         return scales
     return maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS)
 
@@ -328,8 +370,9 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
     plan = layer_plan(architecture, n, m)
     out: dict = {}
     final: dict = {}
-    unit = latent_unit(architecture)  # of y_hat; z_hat is in units of 1
-    inputs = {"synthesis": unit * 2.0 ** -bits["y"], "hyper_synthesis": np.ones(n) * 2.0 ** -bits["z"],
+    unit = latent_unit(architecture, p)  # of y_hat
+    z_unit = 2.0 ** -z_shift(architecture, p)  # of z_hat
+    inputs = {"synthesis": unit * 2.0 ** -bits["y"], "hyper_synthesis": z_unit * 2.0 ** -bits["z"] * np.ones(n),
               "context": np.full(m, unit)}
     for group, layers in plan.items():
         s = inputs.get(group)
@@ -342,7 +385,7 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
                                    maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS))
                 out.update({f"{name}.gamma": G, f"{name}.beta": B, f"{name}.shift": S})
                 continue
-            s_out = output_scale(architecture, group, k, layers, maxima, m)
+            s_out = output_scale(architecture, group, k, layers, maxima, m, p)
             w = p[f"{name}.weight"]
             W, B, S = _integer_conv(w if kind == "deconv" else w.transpose(1, 0, 2, 3), p[f"{name}.bias"], s, s_out)
             out.update({f"{name}.weight": W if kind == "deconv" else W.transpose(1, 0, 2, 3),
@@ -356,19 +399,26 @@ def export(p: dict, images: list, name: str, info: dict | None = None, architect
     """A complete model file (spec §6) from float parameters and calibration images."""
     m, n = p["synthesis.0.weight"].shape[:2]
     maxima = calibrate(p, images, architecture)
-    unit = latent_unit(architecture)
+    unit, z_unit = latent_unit(architecture, p), 2.0 ** -z_shift(architecture, p)
     bits = {"y": gain_bits(p, "y", maxima, unit) * np.ones(m, np.int64),
-            "z": gain_bits(p, "z", maxima, 1.0) * np.ones(n, np.int64) if architecture != "factorized" else 0}
+            "z": gain_bits(p, "z", maxima, z_unit) * np.ones(n, np.int64) if architecture != "factorized" else 0}
     tensors = integer_layers(p, architecture, maxima, bits)
-    density = density_tables(p)
-    if architecture == "factorized":
-        tables = {"entropy.y": density}
-    else:
-        scales = gaussian_scales()
-        tables = {"entropy.z": density, "entropy.y": gaussian_tables(scales)}
-        tensors["entropy.y.scale_bound"] = scale_bounds(scales)
-    if mean_shift(architecture):
-        tensors["entropy.y.mean_shift"] = np.array([mean_shift(architecture)], np.uint8)
+    density = p["tables.density"] if "tables.density" in p else density_tables(p)
+    per_channel = "entropy.y" if architecture == "factorized" else "entropy.z"  # coded with a row per channel
+    tables = {per_channel: density}
+    if architecture != "factorized":
+        tables["entropy.y"] = p["tables.gaussian"] if "tables.gaussian" in p else gaussian_tables(gaussian_scales())
+        tensors["entropy.y.scale_bound"] = scale_bounds(p)
+    if mean_shift(architecture, p):
+        tensors["entropy.y.mean_shift"] = np.array([mean_shift(architecture, p)], np.uint8)
+    shift = z_shift(architecture, p) if architecture != "factorized" else mean_shift(architecture, p)
+    if medians(p, shift) is not None:
+        tensors[f"{per_channel}.median"] = medians(p, shift)
+        if architecture != "factorized":
+            tensors["entropy.z.mean_shift"] = np.array([shift], np.uint8)
+    if "leaky_slope" in p and architecture in MEAN_ARCHITECTURES:  # CompressAI's 0.01 (spec §5.6, Annex A.3.3)
+        tensors["leaky_slope"] = np.array([round(p["leaky_slope"] * 2**LEAKY_BITS)], np.int16)
+        tensors["encoder.leaky_slope"] = np.array([p["leaky_slope"]], np.float32)
     for label, table in tables.items():
         tensors.update({f"{label}.cdf": table.cdf, f"{label}.cdf_length": table.cdf_length,
                         f"{label}.offset": table.offset})

@@ -44,13 +44,18 @@ def gdn(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray, inverse: bool = Fals
     return x * np.sqrt(norm) if inverse else x / np.sqrt(norm)
 
 
-def nonlinearity(x: np.ndarray, activation: str) -> np.ndarray:
-    """The float counterparts of spec §5.6: none, relu, leaky (slope 2^-6)."""
+def nonlinearity(x: np.ndarray, activation: str, slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """The float counterparts of spec §5.6: none, relu, leaky (negative slope ``slope``)."""
     if activation == "relu":
         return np.maximum(x, 0)
     if activation == "leaky":
-        return np.where(x < 0, x * LEAKY_SLOPE, x)
+        return np.where(x < 0, x * slope, x)
     return x
+
+
+def leaky_slope(p: dict) -> float:
+    """The float leaky slope of parameters ``p``: 0.01 for a CompressAI model (Annex A.3.3), else 2^-6."""
+    return float(np.reshape(p.get("leaky_slope", LEAKY_SLOPE), -1)[0])  # a number, or encoder.leaky_slope
 
 
 ANALYSIS_BAND = 8  # output rows of a band of the encoder's analysis transforms (Annex A.1.3): bounded memory
@@ -65,10 +70,19 @@ def analysis(x: np.ndarray, p: dict) -> np.ndarray:
 
 
 def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
-    """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4), with ReLU; on |y| (hyperprior), else on (|y|, y)."""
-    x = np.abs(y) if architecture == "hyperprior" else np.concatenate([np.abs(y), y])
-    relu = lambda v: nonlinearity(v, "relu")  # noqa: E731
-    layers = [(p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride, relu if j < 2 else None)
+    """h_a: latent (M, h, w) -> hyper-latent (N, h/4, w/4) (Annex A.1.3): with ReLU on |y| (hyperprior) or
+    on (|y|, y) (refcodec's mean-scale and joint), or, when its first layer takes M channels in those two
+    architectures, mbt2018's h_a of a CompressAI model: leaky ReLU on y (Annex A.3.3)."""
+    activation = "relu"
+    if architecture == "hyperprior":
+        x = np.abs(y)
+    elif p["hyper_analysis.0.weight"].shape[1] == y.shape[0]:
+        x, activation = y, "leaky"
+    else:
+        x = np.concatenate([np.abs(y), y])
+    slope = leaky_slope(p)
+    then = lambda v: nonlinearity(v, activation, slope)  # noqa: E731
+    layers = [(p[f"hyper_analysis.{j}.weight"], p[f"hyper_analysis.{j}.bias"], stride, then if j < 2 else None)
               for j, stride in enumerate(HYPER_ANALYSIS_STRIDES)]
     return in_bands(x, layers)
 
@@ -113,25 +127,28 @@ def stack_rows(x: np.ndarray, layers: list, a: int, b: int) -> np.ndarray:
 
 
 def hyper_analysis_inputs(architecture: str, m: int) -> int:
-    """The channels h_a sees: |y| (M) for hyperprior, (|y|, y) (2M) for the architectures with means."""
+    """The channels refcodec's h_a sees: |y| (M) for hyperprior, (|y|, y) (2M) for the architectures with
+    means (a CompressAI model's h_a of those sees y, M channels: ``hyper_analysis``)."""
     return m if architecture == "hyperprior" else 2 * m
 
 
-def hyper_analysis_kernels(architecture: str, n: int, m: int) -> list:
-    """(Cout, Cin, K) of h_a's three convolutions (strides HYPER_ANALYSIS_STRIDES)."""
-    return [(n, hyper_analysis_inputs(architecture, m), 3), (n, n, 5), (n, n, 5)]
+def hyper_analysis_kernels(architecture: str, n: int, m: int, cin: int | None = None) -> list:
+    """(Cout, Cin, K) of h_a's three convolutions (strides HYPER_ANALYSIS_STRIDES); ``cin`` the first
+    layer's inputs if not refcodec's own (``hyper_analysis_inputs``)."""
+    return [(n, cin or hyper_analysis_inputs(architecture, m), 3), (n, n, 5), (n, n, 5)]
 
 
 def run(x: np.ndarray, p: dict, group: str, plan: list, trace: list | None = None) -> np.ndarray:
     """The float layers of ``group`` (refcodec.decoder.model.layer_plan) in order; ``trace`` collects layer outputs."""
+    slope = leaky_slope(p)
     for k, (kind, _, _, _, activation) in enumerate(plan):
         name = f"{group}.{k}"
         if kind == "igdn":
             x = gdn(x, p[f"{name}.beta"], p[f"{name}.gamma"], inverse=True)
         elif kind == "deconv":
-            x = nonlinearity(conv_transpose(x, p[f"{name}.weight"], p[f"{name}.bias"]), activation)
+            x = nonlinearity(conv_transpose(x, p[f"{name}.weight"], p[f"{name}.bias"]), activation, slope)
         else:
-            x = nonlinearity(conv(x, p[f"{name}.weight"], p[f"{name}.bias"], stride=1), activation)
+            x = nonlinearity(conv(x, p[f"{name}.weight"], p[f"{name}.bias"], stride=1), activation, slope)
         if trace is not None:
             trace.append(x)
     return x
