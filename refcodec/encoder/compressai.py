@@ -208,6 +208,7 @@ def float_params(sd: dict, zoo: str) -> dict:
     if arch != "factorized":
         scales = scale_table(sd)
         p["gaussian.scales"] = scales
+        p["gaussian.thresholds"] = scales[:-1]  # CompressAI's rule: the smallest table at least as wide
         p["tables.gaussian"] = imported_table(sd, "gaussian_conditional", scales.size) or gaussian_table(scales)
     return p
 
