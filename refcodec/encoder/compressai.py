@@ -342,7 +342,8 @@ def import_model(checkpoint: Path, zoo: str, calibration: Path | None = None, na
     info = {"source": "compressai", "class": zoo, "checkpoint": Path(checkpoint).name,
             "calibration": str(calibration) if calibration else "synthetic"}
     try:
-        data = export(p, calibration_pictures(calibration), name or f"{zoo} (CompressAI)", info, arch)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge weights: reported below, not warned about
+            data = export(p, calibration_pictures(calibration), name or f"{zoo} (CompressAI)", info, arch)
     except (OverflowError, ValueError) as e:
         raise fail(f"the checkpoint's weights cannot be made integer ({e})") from None
     try:

@@ -268,8 +268,9 @@ def calibrate(p: dict, images: list, architecture: str) -> dict:
     return {group: [np.maximum(v, 1e-3) for v in layers] for group, layers in maxima.items()}
 
 
-def _integer_conv(w, b, s_in, s_out):
-    """Integer weight/bias/shift for real weights w (Cin, Cout, K, K): q_out = Round2(sum W q_in + B, shift)."""
+def _integer_conv(w, b, s_in, s_out, name: str = "a layer"):
+    """Integer weight/bias/shift for real weights w (Cin, Cout, K, K): q_out = Round2(sum W q_in + B, shift).
+    Raises ValueError when even shift 0 leaves a weight beyond 16 bits or the sum beyond the bound of §6.4."""
     real_w = w * (s_in[:, None, None, None] / s_out[None, :, None, None])
     real_b = b / s_out
     cout = w.shape[1]
@@ -282,15 +283,20 @@ def _integer_conv(w, b, s_in, s_out):
         while True:
             wo = np.clip(np.rint(real_w[:, o] * 2.0**shift), -32767, 32767).astype(np.int64)
             bo = int(np.rint(real_b[o] * 2.0**shift))
-            if abs(bo) + ACT_ABS_MAX * int(np.abs(wo).sum()) <= ACC_BOUND or shift == 0:
+            if abs(bo) + ACT_ABS_MAX * int(np.abs(wo).sum()) <= ACC_BOUND:
                 break
+            if shift == 0:
+                raise ValueError(f"{name}: channel {o} exceeds the accumulator bound of spec §6.4 at shift 0")
             shift -= 1
+        if shift == 0 and np.abs(np.rint(real_w[:, o])).max() > 32767:
+            raise ValueError(f"{name}: a weight of channel {o} exceeds 16 bits (I16, spec §6.3) at shift 0")
         W[:, o], B[o], S[o] = wo, bo, shift
     return W, B, S
 
 
-def _igdn(beta, gamma, s_in, s_target):
-    """Integer gamma/beta/shift and the resulting output scale (Annex A.1.5)."""
+def _igdn(beta, gamma, s_in, s_target, name: str = "an IGDN"):
+    """Integer gamma/beta/shift and the resulting output scale (Annex A.1.5); ValueError when the norm
+    cannot be brought within the bound of §6.4."""
     c = beta.shape[0]
     g_real = gamma * (s_in**2)[None, :]
     G = np.zeros((c, c), np.int32)
@@ -300,6 +306,8 @@ def _igdn(beta, gamma, s_in, s_target):
     for i in range(c):
         total = beta[i] + (1 << 30) * g_real[i].sum()
         T = math.floor(math.log2((NORM_BOUND >> 1) / total))
+        if T < 0:
+            raise ValueError(f"{name}: channel {i}'s norm exceeds the bound of spec §6.4")
         T -= T % 2
         while True:
             gi = np.rint(g_real[i] * 2.0**T).astype(np.int64)
@@ -382,12 +390,13 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
             name = f"{group}.{k}"
             if kind == "igdn":
                 G, B, S, s = _igdn(p[f"{name}.beta"], p[f"{name}.gamma"], s,
-                                   maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS))
+                                   maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS), name)
                 out.update({f"{name}.gamma": G, f"{name}.beta": B, f"{name}.shift": S})
                 continue
             s_out = output_scale(architecture, group, k, layers, maxima, m, p)
             w = p[f"{name}.weight"]
-            W, B, S = _integer_conv(w if kind == "deconv" else w.transpose(1, 0, 2, 3), p[f"{name}.bias"], s, s_out)
+            W, B, S = _integer_conv(w if kind == "deconv" else w.transpose(1, 0, 2, 3), p[f"{name}.bias"], s, s_out,
+                                    name)
             out.update({f"{name}.weight": W if kind == "deconv" else W.transpose(1, 0, 2, 3),
                         f"{name}.bias": B, f"{name}.shift": S})
             s = s_out
