@@ -4,8 +4,9 @@
 weights anywhere inside the bounds of spec §6.4 (``stress=True`` puts every
 channel at the bound) and, with ``quality_levels``, quality gains (§6.3, §6.4).
 ``with_gains`` adds random quality gains to a model file; ``random_gains``
-draws them. ``bound_model`` and ``ties_model`` build the models of the
-``bounds-*`` and ``ties-*`` vectors. ``random_float_params`` draws float
+draws them; ``with_edition5`` adds the leaky slope and medians of edition 5.
+``bound_model`` and ``ties_model`` build the models of the ``bounds-*`` and
+``ties-*`` vectors. ``random_float_params`` draws float
 parameters for the exporter (Annex A.1.5), giving a model the encoder can also
 use.
 """
@@ -21,6 +22,7 @@ from refcodec.decoder.model import (
     ACC_BOUND,
     ACT_ABS_MAX,
     MAX_GAIN,
+    MAX_MEAN_SHIFT,
     MEAN_ARCHITECTURES,
     NORM_BOUND,
     layer_plan,
@@ -155,6 +157,32 @@ def with_gains(data: bytes, rng: np.random.Generator, levels: int,
     tensors.update(quality_tensors(rng, meta["architecture"], int(meta["N"]), int(meta["M"]), levels))
     if edit:
         edit(tensors)
+    return save_safetensors(tensors, meta)
+
+
+def edition5_tensors(rng: np.random.Generator, architecture: str, n: int, m: int, slope: int | None = None,
+                     shift: int | None = None) -> dict:
+    """The tensors edition 5 adds for CompressAI's models (spec §6.3): ``leaky_slope`` (``slope``, random
+    1 .. 32767 if None; mean-scale and joint only) and the medians of the latents coded with a row per
+    channel, with ``shift`` fractional bits (random 0 .. MAX_MEAN_SHIFT if None): entropy.z.median and
+    entropy.z.mean_shift, or entropy.y.median and entropy.y.mean_shift for factorized."""
+    tensors: dict = {}
+    if architecture in MEAN_ARCHITECTURES:
+        value = slope if slope is not None else int(rng.integers(1, 1 << 15))
+        tensors["leaky_slope"] = np.array([value], np.int16)
+    shift = int(rng.integers(0, MAX_MEAN_SHIFT + 1)) if shift is None else shift
+    name, channels = ("entropy.y", m) if architecture == "factorized" else ("entropy.z", n)
+    tensors[f"{name}.median"] = rng.integers(-(3 << shift), (3 << shift) + 1, size=channels).astype(np.int16)
+    tensors[f"{name}.mean_shift"] = np.array([shift], np.uint8)
+    return tensors
+
+
+def with_edition5(data: bytes, rng: np.random.Generator, slope: int | None = None,
+                  shift: int | None = None) -> bytes:
+    """The model file ``data`` with the tensors of ``edition5_tensors`` (replacing any it had)."""
+    meta, tensors = parse_container(data)
+    tensors = {k: np.array(v) for k, v in tensors.items()}
+    tensors.update(edition5_tensors(rng, meta["architecture"], int(meta["N"]), int(meta["M"]), slope, shift))
     return save_safetensors(tensors, meta)
 
 

@@ -355,11 +355,14 @@ def coded(x: np.ndarray, median: np.ndarray | None, shift: int) -> np.ndarray:
     return np.rint(x - m) + m
 
 
-def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int, p: dict) -> np.ndarray:
+def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict, m: int, p: dict,
+                 weight: np.ndarray, s_in: np.ndarray) -> np.ndarray:
     """The real value of one integer unit of each output channel of layer k of ``group`` (Annex A.1.5).
 
     Pixels: 1/255. Scales (spec §8.8): 2^-scale_bits(p). Means: 2^-MEAN_SHIFT, the unit
-    of y_hat (spec §8.8). Hidden layers: the calibrated maximum at 2^13.
+    of y_hat (spec §8.8). Hidden layers: the calibrated maximum at 2^13, or coarser where
+    that is needed for the channel's real weights ``weight`` (Cin, Cout, K, K) on inputs of
+    scale ``s_in`` to fit 16 bits at shift 0 (a channel the calibration barely saw).
     """
     last = k == len(plan) - 1
     if group == "synthesis" and last:
@@ -368,7 +371,8 @@ def output_scale(architecture: str, group: str, k: int, plan: list, maxima: dict
         scales = np.full(plan[k][2], 2.0 ** -scale_bits(p))
         scales[m:] = latent_unit(architecture, p)
         return scales
-    return maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS)
+    floor = (np.abs(weight) * s_in[:, None, None, None]).max(axis=(0, 2, 3)) / (ACT_ABS_MAX - 1)
+    return np.maximum(maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS), floor)
 
 
 def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict:
@@ -393,10 +397,10 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
                                    maxima[group][k] / 2.0 ** (15 - HEADROOM_BITS), name)
                 out.update({f"{name}.gamma": G, f"{name}.beta": B, f"{name}.shift": S})
                 continue
-            s_out = output_scale(architecture, group, k, layers, maxima, m, p)
             w = p[f"{name}.weight"]
-            W, B, S = _integer_conv(w if kind == "deconv" else w.transpose(1, 0, 2, 3), p[f"{name}.bias"], s, s_out,
-                                    name)
+            w_io = w if kind == "deconv" else w.transpose(1, 0, 2, 3)  # (Cin, Cout, K, K)
+            s_out = output_scale(architecture, group, k, layers, maxima, m, p, w_io, s)
+            W, B, S = _integer_conv(w_io, p[f"{name}.bias"], s, s_out, name)
             out.update({f"{name}.weight": W if kind == "deconv" else W.transpose(1, 0, 2, 3),
                         f"{name}.bias": B, f"{name}.shift": S})
             s = s_out
