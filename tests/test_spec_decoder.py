@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refcodec import decode
-from refcodec.conformance.models import random_model
+from refcodec.conformance.models import random_model, with_edition5
 from refcodec.decoder.errors import RefcodecError
 from refcodec.decoder.model import load_model
 from refcodec.encoder.encode import encode_latents
@@ -46,6 +46,8 @@ def test_spec_decoder_matches_reference(tmp_path_factory, seed, n, m, width, hei
     rng = np.random.default_rng(seed)
     data = random_model(rng, n, m, stress=stress, architecture=architecture,
                         mean_shift=[None, 0, 1, 4, 8][int(rng.integers(5))])
+    if rng.random() < 0.4:  # edition 5: a leaky slope and medians (spec §5.6, §6.3, §8.3)
+        data = with_edition5(data, rng, shift=int(rng.choice([0, 1, 4, 8])))
     path = tmp_path_factory.mktemp("m") / "model.safetensors"
     path.write_bytes(data)
     model = load_model(data)
