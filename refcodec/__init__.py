@@ -125,7 +125,7 @@ def encode(image, model=DEFAULT_MODEL, impl: str = "fast", return_reconstruction
     """Encode a picture to a refcodec stream (spec §7; the encoder of Annex A.1).
 
     ``image``: a path (str or os.PathLike) or the bytes of an encoded picture (PNG, JPEG, WebP, TIFF, ...
-    anything Pillow reads), a PIL image, or an (H, W, 3) or (H, W) uint8 array; at most 4096 on a side.
+    anything Pillow reads), a PIL image, or an (H, W, 3) or (H, W) uint8 array; at most 16384 on a side.
     Its EXIF orientation is applied, a non-sRGB ICC profile converted to sRGB and 16-bit samples rounded
     to 8 bits; grayscale is coded as RGB; alpha is refused (flatten it first).
     ``model``: a shipped model's name (``refcodec models``; default ``"factorized"``) or a model file path.
@@ -147,7 +147,7 @@ def encode(image, model=DEFAULT_MODEL, impl: str = "fast", return_reconstruction
                           quality=quality)
 
 
-DEFAULT_MAX_PIXELS = 1 << 28  # decode()'s max_pixels: 16384 x 16384, above every picture spec §7.3 allows
+DEFAULT_MAX_PIXELS = 1 << 28  # decode()'s max_pixels: 16384 x 16384, the largest picture spec §7.3 allows
 
 
 def decode(data, model_files=(), impl: str = "fast", max_pixels: int | None = DEFAULT_MAX_PIXELS):

@@ -13,10 +13,65 @@ from refcodec.decoder.model import read_model_file
 
 
 def test_largest_stream_from_the_constants_of_section_7_3():
-    """A version-2 header (43 bytes), two length fields, and 8 + 40 * 512 * values bytes per sub-stream at
-    4096 x 4096 (256 x 256 latents, 64 x 64 hyper-latents): "about 1.43 · 10^9 bytes"."""
-    assert bitstream.MAX_STREAM_BYTES == 43 + 8 + (8 + 40 * 512 * 64 * 64) + (8 + 40 * 512 * 256 * 256)
-    assert round(bitstream.MAX_STREAM_BYTES / 1e9, 2) == 1.43
+    """A version-2 header (43 bytes), two length fields, 8 + 40 * 512 * values bytes for the z sub-stream at
+    16384 x 16384 (256 x 256 hyper-latents) and for the y sub-stream (1024 x 1024 latents) the most its u(32)
+    length field holds, which is less: "about 5.64 · 10^9 bytes"; at level 1 (4096 x 4096) "1.43 · 10^9"."""
+    assert 8 + 40 * 512 * 1024 * 1024 > (1 << 32) - 1
+    assert bitstream.MAX_STREAM_BYTES == 43 + 8 + (8 + 40 * 512 * 256 * 256) + ((1 << 32) - 1)
+    assert round(bitstream.MAX_STREAM_BYTES / 1e9, 2) == 5.64
+    level_1 = bitstream.largest_stream(2, 1, 4096, 4096)
+    assert level_1 == 43 + 8 + (8 + 40 * 512 * 64 * 64) + (8 + 40 * 512 * 256 * 256)
+    assert round(level_1 / 1e9, 2) == 1.43
+
+
+def valid_head(width: int = 16, height: int = 16, architecture: int = 0) -> bytes:
+    """The fixed header of a version-1 stream (42 bytes) and the first byte of its first length field."""
+    return (b"RCDC\x01" + bytes([architecture]) + bytes(32) + width.to_bytes(2, "little")
+            + height.to_bytes(2, "little") + b"\x00")
+
+
+def test_a_valid_header_bounds_the_read(tmp_path):
+    """Once the fixed header is read and valid, the file is read to the largest stream its fields allow
+    (spec §7.3), not to MAX_STREAM_BYTES: a 16 x 16 factorized stream is at most 42 + 4 + 8 + 40 * 512 bytes,
+    so an endless FIFO behind such a header stops after 20,535 bytes."""
+    limit = 42 + 4 + 8 + 40 * 512
+    assert bitstream.largest_stream(1, 0, 16, 16) == limit
+    ok = tmp_path / "ok"
+    ok.write_bytes(valid_head() + bytes(limit - 43))
+    assert len(read_stream_file(ok)) == limit
+    ok.write_bytes(valid_head() + bytes(limit - 42))  # one byte more: refused before it is read (its size)
+    with pytest.raises(StreamError, match=f"with its header \\({limit} bytes\\)") as e:
+        read_stream_file(ok)
+    assert e.value.clause == "7.3"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed():
+        try:
+            with open(fifo, "wb") as f:
+                f.write(valid_head() + bytes(1 << 20))
+        except BrokenPipeError:
+            pass
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    with pytest.raises(StreamError, match=f"with its header \\({limit} bytes\\)"):
+        read_stream_file(fifo)
+    thread.join(10)
+    big = bitstream.largest_stream(1, 1, 16384, 16384)  # a hyperprior header: both sub-streams
+    assert big == 42 + 4 + (8 + 40 * 512 * 256 * 256) + 4 + ((1 << 32) - 1)
+
+
+def test_a_broken_header_is_read_within_the_largest_stream(tmp_path, monkeypatch):
+    """A file whose fixed header is broken (here: a width above MAX_DIMENSION) is read within MAX_STREAM_BYTES,
+    as before, so that parse_stream names its fault."""
+    monkeypatch.setattr(bitstream, "MAX_STREAM_BYTES", 1000)
+    bad = tmp_path / "bad"
+    bad.write_bytes(valid_head(width=16385) + bytes(500))
+    data = read_stream_file(bad)
+    assert len(data) == 43 + 500
+    with pytest.raises(StreamError, match=r"width 16385 is outside 1\.\.16384"):
+        bitstream.parse_stream(data)
 
 
 def endless_fifo(tmp_path, size: int):

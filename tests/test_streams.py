@@ -39,7 +39,8 @@ def _patched(stream: bytes, pos: int, value: bytes) -> bytes:
     (5, b"\x04", "7.2"),  # reserved architecture
     (5, b"\xff", "7.2"),  # reserved architecture
     (38, (0).to_bytes(2, "little"), "7.3"),  # width 0
-    (40, (MAX_DIMENSION + 1).to_bytes(2, "little"), "7.3"),  # height above the limit
+    (40, (MAX_DIMENSION + 1).to_bytes(2, "little"), "7.3"),  # height above the limit (16385, edition 5)
+    (38, (MAX_DIMENSION + 1).to_bytes(2, "little"), "7.3"),  # width above the limit
     (38, b"\xff\xff", "7.3"),  # absurd width
 ])
 def test_header_defects(tiny_model, tiny_stream, pos, value, clause):
