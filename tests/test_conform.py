@@ -253,6 +253,44 @@ def test_decoder_accepting_negative_vectors_fails_them(tmp_path, capsys):
     assert failed["neg-bad-magic"].get("message").startswith("exit status 0 and wrote 3 bytes")
 
 
+DECLINE_ABOVE_LEVEL_1 = """
+from refcodec.decoder.bitstream import parse_stream
+from refcodec.decoder.errors import StreamError
+try:
+    level = parse_stream(open(stream, "rb").read()).level
+except StreamError:
+    level = 1  # a broken header: refcodec's decoder reports its StreamError
+if level > 1:
+    print(f"declined: the stream is of level {level}, this decoder of level 1", file=sys.stderr)
+    sys.exit(1)
+sys.exit(decode())
+"""
+
+
+def test_level_option_leaves_out_the_vectors_above_the_level(tmp_path, capsys):
+    """A decoder of level 1 declines the pictures above 4096 (spec §7.3, §9.1): judged at level 1
+    (``--level 1``) it passes, the vectors of levels 2 and 3 not run; judged at level 3 it fails them.
+    The headers above MAX_DIMENSION are StreamErrors at every level and are run."""
+    template = decoder_template(tmp_path, DECLINE_ABOVE_LEVEL_1)
+    big = ["size-4112x16", "size-16384x16", "joint-size-16x16384"]
+    filters = [arg for name in [*big, "size-1x1", "neg-width-16385", "neg-size-65535x65535"]
+               for arg in ("--filter", name)]
+    report = tmp_path / "report.json"
+    code, out, _ = conform(capsys, "--decoder", template, "--level", 1, *filters, "--json", report)
+    sizes = [e["name"] for e in INDEX if "size-1x1" in e["name"]]
+    assert code == 0, out
+    assert out.splitlines()[0] == f"3 vectors of a level above 1 not run: {', '.join(big)}"
+    assert out.splitlines()[-1] == f"{len(sizes) + 2} passed, 0 failed"
+    data = json.loads(report.read_text())
+    assert (data["level"], data["not_run_above_level"]) == (1, big)
+    assert not set(big) & {r["name"] for r in data["results"]}
+    code, out, _ = conform(capsys, "--decoder", template, *filters, "--json", report)
+    assert code == 1 and out.splitlines()[-1] == f"{len(sizes) + 2} passed, 3 failed"
+    assert {name for name, r in by_name(report).items() if not r["passed"]} == set(big)
+    code, _, err = conform(capsys, "--decoder", template, "--level", 1, "--filter", "size-16384x16")
+    assert code == 2 and "no vector of level 1 or below" in err
+
+
 def test_output_left_behind_after_an_error_fails(tmp_path, capsys):
     report = tmp_path / "report.json"
     code, out, _ = conform(capsys, "--decoder", decoder_template(tmp_path, LEAVE_OUTPUT_ON_ERROR),

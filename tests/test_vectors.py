@@ -19,6 +19,7 @@ from refcodec.cli import main as refcodec_main
 from refcodec.conformance.harness import Config, Outcome, last_line
 from refcodec.conformance.judge import judge
 from refcodec.conformance.suite import STAGE_SUFFIX, load_vectors
+from refcodec.decoder.bitstream import parse_stream
 from refcodec.decoder.errors import RefcodecError
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -56,6 +57,27 @@ def test_quality_vectors_of_spec_9_3():
               "neg-model-quality-gain-over": "ModelError", "neg-bad-magic-unknown-model": "StreamError"}
     assert {name: manifest_of(name)["expected_error"] for name in errors} == errors
     assert "neg-version-2" not in names and not (VECTORS / "neg-version-2").exists()
+
+
+def test_level_vectors_of_spec_9_3():
+    """The vectors of edition 5 that spec §9.3 lists: pictures wider or taller than 4096 (levels 2 and 3, spec
+    §7.3), a few kB each, and the headers above MAX_DIMENSION; neg-height-4097 (a height edition 5 allows) is
+    gone. Every other vector whose header is valid is of level 1."""
+    names = {e["name"] for e in INDEX}
+    levels = {"size-4112x16": (2, 4112, 16), "size-16384x16": (3, 16384, 16), "joint-size-16x16384": (3, 16, 16384)}
+    for name, (level, width, height) in levels.items():
+        folder = VECTORS / name
+        header = parse_stream((folder / "stream.rcdc").read_bytes())
+        assert (header.level, header.width, header.height) == (level, width, height), name
+        assert (manifest_of(name)["width"], manifest_of(name)["height"]) == (width, height)
+        assert "7.3" in manifest_of(name)["clauses"]
+        assert sum(f.stat().st_size for f in folder.iterdir()) < 20_000  # a few kB: stream, picture, manifest
+    for name in ("neg-width-16385", "neg-height-16385", "neg-size-65535x65535"):
+        assert manifest_of(name)["expected_error"] == "StreamError" and "7.3" in manifest_of(name)["clauses"]
+    assert "neg-height-4097" not in names and not (VECTORS / "neg-height-4097").exists()
+    suite = load_vectors(VECTORS, [])
+    assert {v.name: v.level for v in suite if (v.level or 1) > 1} == {name: v[0] for name, v in levels.items()}
+    assert {v.name for v in suite if v.level is None} >= {"neg-width-16385", "neg-size-65535x65535", "neg-bad-magic"}
 
 
 @pytest.mark.parametrize("entry", INDEX, ids=[e["name"] for e in INDEX])

@@ -5,6 +5,7 @@ The runner of spec §9.3. A decoder proves itself conforming (spec §9.1) by pas
     refcodec conform --decoder './mydec --model {model} {stream} {output}'
     refcodec conform --decoder 'mydec {stream} {model} {output}' --output-format png \\
         --json results.json --junit results.xml --filter neg- --jobs 4
+    refcodec conform --decoder 'mydec {stream} {model} {output}' --level 1    # a decoder of level 1
 
 ``python -m refcodec.conformance`` takes the same options. ``{stream}``, ``{model}`` and
 ``{output}`` become the paths of the vector's stream, its model file and the file the decoder
@@ -42,7 +43,8 @@ from refcodec.conformance.harness import Config, Decoders, parse_template, place
 from refcodec.conformance.judge import check_all
 from refcodec.conformance.random_streams import DEFAULT_SAVE_DIR, MAX_SHRINK_RUNS, run_random
 from refcodec.conformance.reports import print_summary, write_reports
-from refcodec.conformance.suite import DEFAULT_VECTORS, load_vectors
+from refcodec.conformance.suite import DEFAULT_VECTORS, load_vectors, within_level
+from refcodec.decoder.bitstream import LEVELS
 
 
 def positive_int(text: str) -> int:
@@ -77,6 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="golden vectors folder (default: the repository's vectors/)")
     p.add_argument("--filter", action="append", default=[], metavar="SUBSTR",
                    help="run only vectors whose name contains SUBSTR (repeatable: any of them)")
+    p.add_argument("--level", type=int, choices=[level for level, *_ in LEVELS], metavar="L",
+                   help="judge a decoder that conforms at level L (spec §7.3, §9.1): vectors whose stream is of a "
+                        "higher level are not run (default: the highest level, every vector)")
     p.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
                    help="time limit per vector (default 60)")
     p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
@@ -112,8 +117,16 @@ def run(args: argparse.Namespace) -> int:
             results, source = run_random(args, config, decoders)
         else:
             folder = args.vectors or DEFAULT_VECTORS
-            results = check_all(load_vectors(folder, args.filter), config, decoders, args.jobs)
+            vectors = load_vectors(folder, args.filter)
             source = {"vectors": str(folder.resolve())}
+            if args.level is not None:
+                vectors, above = within_level(vectors, args.level)
+                source.update({"level": args.level, "not_run_above_level": above})
+                if above:
+                    print(f"{len(above)} vectors of a level above {args.level} not run: {', '.join(above)}")
+                if not vectors:
+                    raise UsageError(f"no vector of level {args.level} or below")
+            results = check_all(vectors, config, decoders, args.jobs)
         print_summary(results)
         write_reports(args, source, results, time.monotonic() - start)
     except UsageError as e:

@@ -67,6 +67,7 @@ NOT_DECODING = [  # definitions in DECODE_PATH that decoding never runs (coverag
     r"^def shipped_models\(", r"^def kodak_figures\(",
     r"^class InputError\(",  # errors.py: the encoder's error
     r"^def crop\(", r"^def implementations\(",  # decoding.py: the CLI's stage output and --impl choices
+    r"^def banded_memory\(",  # bitstream.py: the informative memory figures of spec §7.3
 ]
 ERROR_CLASS_OF_FILE = {"model.py": "ModelError", "cdf.py": "ModelError",  # otherwise StreamError
                        "json_text.py": "ModelError"}

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from refcodec.conformance import UsageError
+from refcodec.decoder.bitstream import HEAD_BYTES, fixed_header, stream_level
 from refcodec.decoder.conventions import sha256
 from refcodec.decoder.decoding import stage_bytes, stages
+from refcodec.decoder.errors import StreamError
 from refcodec.decoder.model import Model
 from refcodec.image import png_bytes
 
@@ -49,6 +51,26 @@ class Vector:
     @property
     def expected(self) -> Path:
         return self.folder / "expected.png"
+
+    @property
+    def level(self) -> int | None:
+        """The level of the vector's stream (spec §7.3), or None when its fixed header (magic .. height)
+        is broken: such a stream is a StreamError for a decoder of every level."""
+        with open(self.stream, "rb") as f:
+            head = f.read(HEAD_BYTES)
+        try:
+            width, height = fixed_header(head)[4:]
+        except StreamError:
+            return None
+        return stream_level(width, height)
+
+
+def within_level(vectors: list[Vector], level: int) -> tuple:
+    """(the vectors a decoder that conforms at ``level`` is judged on, the names of the others): a decoder
+    may decline a stream of a higher level that passes ParseStream (spec §7.3, §9.1), so the vectors whose
+    stream is of a higher level are not run."""
+    above = [v.name for v in vectors if (v.level or 0) > level]
+    return [v for v in vectors if v.name not in above], above
 
 
 # --- reading (the runner) ----------------------------------------------------

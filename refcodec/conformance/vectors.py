@@ -44,10 +44,13 @@ from refcodec.decoder import decoding
 from refcodec.decoder.bitstream import (
     FIXED_BYTES,
     HEADER_BYTES,
+    LEVELS,
     MAX_CHANNELS,
+    MAX_DIMENSION,
     MAX_WORDS_PER_VALUE,
     hyper_size,
     latent_size,
+    parse_stream,
 )
 from refcodec.decoder.conventions import clip3, read_le, round2, sha256
 from refcodec.decoder.decoding import GAIN_SHIFT
@@ -202,6 +205,52 @@ def mean_shift_vectors():
                "mean, the means (small, of either sign) are not multiples of 2^F, and the latents range over the "
                "whole s16 range, up to its limits.", ["5.6", "6.3", *CLAUSES[arch]],
                encode_latents(y, model, 70, 50, z_hat=z), data)
+
+
+# --- picture sizes and levels (edition 5: spec §7.3) --------------------------------------------------------
+
+# name, architecture, width, height, the picture rows (tall) or columns of the latents that are not 0: on both
+# sides of 4096 and 8192 samples (latent 256 and 512), and the last
+LEVEL_VECTORS = (("size-4112x16", "factorized", 4112, 16, (0, 1, 255, 256)),
+                 ("size-16384x16", "factorized", MAX_DIMENSION, 16, (0, 255, 256, 511, 512, 1023)),
+                 ("joint-size-16x16384", "joint", 16, MAX_DIMENSION, (0, 255, 256, 511, 512, 1023)))
+
+
+def level_model(arch: str) -> bytes:
+    """A small model (N = 2, M = 2 or 3) with the layers of ``ties_model`` (weights -1, 0, 1, shifts 1 and 2),
+    so that a single latent reaches the picture, unlike the large shifts of a random model."""
+    return ties_model(arch, 2, 2 if arch == "factorized" else 3, seed=5 if arch == "factorized" else 6,
+                      name=f"levels-{arch}")
+
+
+def level_vectors():
+    """(name, description, clauses, stream, model bytes): pictures larger than 4096 on a side (levels 2 and 3,
+    spec §7.3) of small models, their latents 0 but at a few positions on both sides of 4096 and 8192 samples
+    and at the last, so that a decoder that puts a latent in the wrong column or row, or stops at 4096, fails."""
+    for name, arch, width, height, spots in LEVEL_VECTORS:
+        data = level_model(arch)
+        model = load_model(data)
+        lat = latent_size(height, width)
+        tall = height > width
+        y = np.zeros((model.m, *lat), np.int64)
+        z = None if arch == "factorized" else np.zeros(hyper_shape(model, lat), np.int64)
+        for k, pos in enumerate(spots):
+            for c in range(model.m):
+                y[(c, pos, 0) if tall else (c, 0, pos)] = (-1) ** (k + c) * (5 + 7 * k + 3 * c)
+            if z is not None:
+                for c in range(model.n):
+                    z[(c, pos // 4, 0) if tall else (c, 0, pos // 4)] = (-1) ** (k + c) * (3 + 2 * k + c)
+        stream = encode_latents(y, model, width, height, "reference", z)
+        level = parse_stream(stream).level
+        assert level == (2 if max(width, height) <= LEVELS[1][1] else 3), name
+        side, cells = ("rows", "latent rows") if tall else ("columns", "latent columns")
+        around = " and ".join(str(b) for b in (4096, 8192) if b < max(width, height))
+        yield (name, f"A {width}x{height} picture (level {level}, spec §7.3) of a small {arch} model "
+               f"(N = {model.n}, M = {model.m}): latents 0 but in the {cells} {', '.join(map(str, spots))} "
+               f"(of {max(lat)}){'' if z is None else ', and hyper-latents in the rows holding them'}, so "
+               f"that the picture differs from the model's bias response around sample {side} {around} and "
+               "at the last. A decoder of edition 4 rejects it (a side above 4096).",
+               ["7.1", "7.2", "7.3", "8.2", "8.5", *CLAUSES[arch]], stream, data)
 
 
 def small_model(name: str = "broken") -> bytes:
@@ -370,8 +419,10 @@ def negative_vectors(model_path: Path):
            "factorized model.", ["8.1"], good[:5] + b"\x01" + good[6:FIXED_BYTES] + len(empty).to_bytes(4, "little")
            + empty + good[FIXED_BYTES:], "StreamError", None)
     yield "neg-width-0", "Width 0.", ["7.3"], _patch(good, 38, b"\x00\x00"), "StreamError", None
-    yield ("neg-height-4097", "Height one above MAX_DIMENSION.", ["7.3"],
-           _patch(good, 40, (4097).to_bytes(2, "little")), "StreamError", None)
+    yield ("neg-height-16385", "Height one above MAX_DIMENSION (16384 from edition 5): above every level.",
+           ["7.3"], _patch(good, 40, (MAX_DIMENSION + 1).to_bytes(2, "little")), "StreamError", None)
+    yield ("neg-width-16385", "Width one above MAX_DIMENSION (16384 from edition 5): above every level.",
+           ["7.3"], _patch(good, 38, (MAX_DIMENSION + 1).to_bytes(2, "little")), "StreamError", None)
     yield "neg-header-only", "The 46-byte header alone is cut short.", ["7.1"], good[:45], "StreamError", None
     yield ("neg-y-length-past-end", "y_length four bytes more than the stream holds.", ["7.2"],
            good[:-4], "StreamError", None)
@@ -466,6 +517,10 @@ def negative_vectors(model_path: Path):
     yield ("neg-y-length-over-limit", f"A 1x1 picture whose y sub-stream has {limit + 4} bytes, more than any model's "
            "latents can use (spec §7.3), rejected before the model is looked up.", ["7.3"],
            _with_y(named, rans.encode_steps(steps) + bytes(limit - 8 + 4)), "StreamError", small)
+    yield ("neg-size-65535x65535", "Width and height 65535, the largest the u(16) fields hold, with the y "
+           "sub-stream of a 16x16 picture: a decoder that sizes ŷ (2 x 4096 x 4096 latents) or the picture by the "
+           "header before checking it against MAX_DIMENSION allocates gigabytes.", ["7.3"],
+           _patch(named, 38, (0xFFFF).to_bytes(2, "little") * 2), "StreamError", small)
     header = lambda edit: _header_edit(small, edit)  # noqa: E731
     for name, description, cited, broken in [
         ("neg-model-json-nan", "A model header with the non-JSON literal NaN.", "2.7",
@@ -859,7 +914,8 @@ def generate(root: Path, models: Path) -> None:
             write_vector(root, index, name, description, clauses, stream, model_file)
     for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), *ties_vectors(),
                                                       *mean_shift_vectors(), escaped_names_vector(),
-                                                      json_variants_vector(), *quality_vectors()]:
+                                                      json_variants_vector(), *quality_vectors(),
+                                                      *level_vectors()]:
         write_vector(root, index, name, description, clauses, stream, store_model(root, data))
     write_negative(root, index, files["factorized"])
     write_json(root / "index.json", {"suite": "refcodec golden vectors", "version": 1, "vectors": index})
