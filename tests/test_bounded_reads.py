@@ -62,16 +62,25 @@ def test_a_valid_header_bounds_the_read(tmp_path):
     assert big == 42 + 4 + (8 + 40 * 512 * 256 * 256) + 4 + ((1 << 32) - 1)
 
 
-def test_a_broken_header_is_read_within_the_largest_stream(tmp_path, monkeypatch):
-    """A file whose fixed header is broken (here: a width above MAX_DIMENSION) is read within MAX_STREAM_BYTES,
-    as before, so that parse_stream names its fault."""
-    monkeypatch.setattr(bitstream, "MAX_STREAM_BYTES", 1000)
+def test_a_broken_header_is_refused_unread(tmp_path, monkeypatch):
+    """A file whose fixed header is broken (here: a width above MAX_DIMENSION) is its header's StreamError as soon
+    as the header is read, the error ParseStream names first; nothing after the header is read."""
     bad = tmp_path / "bad"
     bad.write_bytes(valid_head(width=16385) + bytes(500))
-    data = read_stream_file(bad)
-    assert len(data) == 43 + 500
+    with pytest.raises(StreamError, match=r"width 16385 is outside 1\.\.16384") as e:
+        read_stream_file(bad)
+    assert e.value.clause == "7.3"
     with pytest.raises(StreamError, match=r"width 16385 is outside 1\.\.16384"):
-        bitstream.parse_stream(data)
+        bitstream.parse_stream(bad.read_bytes())
+    read = []
+    with open(bad, "rb") as f:
+        monkeypatch.setattr(f, "read", lambda n=-1, real=f.read: read.append(n) or real(n), raising=False)
+        with pytest.raises(StreamError):
+            read_stream_file(f)
+    assert sum(read) <= 43
+
+
+VALID_HEAD = b"RCDC" + bytes([1, 0]) + bytes(32) + bytes([16, 0, 16, 0, 0])  # a valid fixed header (spec §7.1)
 
 
 def endless_fifo(tmp_path, size: int):
@@ -82,7 +91,7 @@ def endless_fifo(tmp_path, size: int):
     def feed():
         try:
             with open(fifo, "wb") as f:
-                f.write(b"RCDC" + bytes(size - 4))
+                f.write(VALID_HEAD + bytes(size - len(VALID_HEAD)))
         except BrokenPipeError:
             pass
 
@@ -94,14 +103,15 @@ def endless_fifo(tmp_path, size: int):
 def test_stream_file_read_up_to_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(bitstream, "MAX_STREAM_BYTES", 1000)
     ok = tmp_path / "ok"
-    ok.write_bytes(bytes(1000))
-    assert read_stream_file(ok) == bytes(1000)
+    ok.write_bytes(VALID_HEAD + bytes(1000 - len(VALID_HEAD)))
+    assert read_stream_file(ok) == VALID_HEAD + bytes(1000 - len(VALID_HEAD))
     ok.write_bytes(bytes(1001))  # a regular file that says it is longer: refused before it is read
     with pytest.raises(StreamError, match="1000 bytes") as e:
         read_stream_file(ok)
     assert e.value.clause == "7.3"
-    with pytest.raises(StreamError, match="longer than the largest valid stream"):
+    with pytest.raises(StreamError, match="magic") as e:  # the header's own fault, nothing more read
         read_stream_file("/dev/zero")
+    assert e.value.clause == "7.2"
     fifo, thread = endless_fifo(tmp_path, 1 << 20)
     with pytest.raises(StreamError) as e:
         read_stream_file(fifo)

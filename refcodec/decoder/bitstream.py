@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
@@ -163,10 +162,11 @@ def read_stream_file(source) -> bytes:
     """The bytes of a stream file (a path, or a binary file object such as ``sys.stdin.buffer``), read in
     chunks and never more than one byte beyond the largest valid stream, whatever the file claims to be.
     Once the fixed header (43 bytes) has been read and found valid, that is the largest stream its fields
-    allow (``largest_stream``: a version-1 factorized stream of 16 x 16 is at most 20,534 bytes); otherwise
-    MAX_STREAM_BYTES, and ``parse_stream`` then names the header's fault. A longer file (``/dev/zero``, an
-    endless FIFO, a regular file whose size says so) is a StreamError (spec §7.3) once that many bytes have
-    been read. A file that cannot be opened or read raises OSError (spec §2.6: outside both error classes)."""
+    allow (``largest_stream``: a version-1 factorized stream of 16 x 16 is at most 20,534 bytes); a header
+    found invalid is its own StreamError at once, with nothing more read (``/dev/zero``: its magic, §7.2) —
+    ParseStream would name the same fault first. A longer file (an endless FIFO after a valid header, a
+    regular file whose size says so) is a StreamError (spec §7.3) once that many bytes have been read. A
+    file that cannot be opened or read raises OSError (spec §2.6: outside both error classes)."""
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
         with open(source, "rb") as f:
             return read_stream_file(f)
@@ -178,8 +178,7 @@ def read_stream_file(source) -> bytes:
         size = 0
     head = _read_up_to(source, min(HEAD_BYTES, limit + 1)) if size <= limit else b""
     if len(head) == HEAD_BYTES:
-        with contextlib.suppress(StreamError):  # a broken header: parse_stream names its fault, once read
-            limit = min(limit, largest_stream(*_fields(fixed_header(head))))
+        limit = min(limit, largest_stream(*_fields(fixed_header(head))))  # a broken header raises here
     which = "valid stream" if limit == MAX_STREAM_BYTES else "valid stream with its header"
     if max(size, len(head)) > limit:
         raise StreamError(f"{name} is longer than the largest {which} ({limit} bytes)", "7.3")
