@@ -29,6 +29,7 @@ import numpy as np
 from refcodec.conformance.suite import index_entry, store_model, write_json, write_vector_folder
 from refcodec.conformance.vectors import (
     CLAUSES,
+    EMPTY_SUB_STREAM,
     SAMPLE,
     _clause_order,
     _patch,
@@ -109,8 +110,6 @@ def out_of_range_stream(model) -> bytes:
         return write_stream(model.model_id, model.code, 16, 16, data)
     return write_stream(model.model_id, model.code, 16, 16, EMPTY_SUB_STREAM, data)
 
-
-EMPTY_SUB_STREAM = (1 << 31).to_bytes(8, "little")  # a valid sub-stream of no values (spec §3.8)
 
 
 MODEL_ID_AT = 6  # spec §7.1: magic (4), version, architecture, then model_id (after quality in version 2)

@@ -31,7 +31,14 @@ import numpy as np
 from PIL import Image
 
 from refcodec import decode, encode
-from refcodec.conformance.models import IDENTITY_GAIN, bound_model, random_model, ties_model, with_gains
+from refcodec.conformance.models import (
+    IDENTITY_GAIN,
+    bound_model,
+    random_model,
+    ties_model,
+    with_edition5,
+    with_gains,
+)
 from refcodec.conformance.suite import (
     DEFAULT_VECTORS,
     index_entry,
@@ -56,6 +63,7 @@ from refcodec.decoder.conventions import clip3, read_le, round2, sha256
 from refcodec.decoder.decoding import GAIN_SHIFT
 from refcodec.decoder.errors import RefcodecError
 from refcodec.decoder.json_text import MAX_JSON_DEPTH, parse_json
+from refcodec.decoder.latents import channel_rows
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import (
     ARCHITECTURES,
@@ -251,6 +259,118 @@ def level_vectors():
                f"that the picture differs from the model's bias response around sample {side} {around} and "
                "at the last. A decoder of edition 4 rejects it (a side above 4096).",
                ["7.1", "7.2", "7.3", "8.2", "8.5", *CLAUSES[arch]], stream, data)
+
+
+# --- models trained with CompressAI (edition 5: spec §5.6, §6.3, §8.3) -------------------------------------
+
+EDITION5_TENSORS = ("leaky_slope", "entropy.y.median", "entropy.y.mean_shift", "entropy.z.median",
+                    "entropy.z.mean_shift")
+
+
+def edition5_model(arch: str, seed: int, slope: int = 655, shift: int = 4) -> bytes:
+    """A ``ties_model`` (activations far from the clamps, many negative pre-activations) with the tensors of
+    edition 5: CompressAI's leaky slope 0.01 (655) or ``slope``, and medians with ``shift`` fractional bits."""
+    rng = np.random.default_rng(seed)
+    return with_edition5(ties_model(arch, 3, 3, seed=seed, name=f"edition5-{arch}"), rng, slope, shift)
+
+
+def without(data: bytes, names: tuple) -> bytes:
+    """The model file ``data`` without the tensors ``names`` it has."""
+    return _broken_model(data, lambda t: [t.pop(k) for k in names if k in t])
+
+
+def same_picture(pixels: np.ndarray, stream: bytes, model: bytes) -> bool:
+    """Whether ``stream`` decodes with ``model`` to ``pixels`` (False if it fails to decode)."""
+    try:
+        return np.array_equal(pixels, decode(stream, [store_model(Path(tempfile.mkdtemp()), model)]))
+    except RefcodecError:
+        return False
+
+
+def edition5_vectors():
+    """(name, description, clauses, stream, model bytes): a model of each architecture with the tensors of
+    edition 5, latents spread over the range and at its limits. Each is checked as it is made: a decoder that
+    ignores the medians, or the slope, gives another picture."""
+    for k, arch in enumerate(ARCHITECTURES):
+        data = edition5_model(arch, 70 + k, slope=655 if arch != "joint" else 32767, shift=4 if k % 2 else 8)
+        model = load_model(data)
+        rng = np.random.default_rng(80 + k)
+        y = rng.integers(-40 << model.mean_shift, 40 << model.mean_shift, size=(3, 4, 5))
+        y[0, 0, :2] = -32768, 32767  # to the nearest latent the medians allow (Annex A.1.3)
+        z = None if arch == "factorized" else rng.integers(-5 << model.z_shift, 6 << model.z_shift,
+                                                           size=hyper_shape(model, (4, 5)))
+        stream = encode_latents(y, model, 70, 50, "reference", z)
+        pixels = decode(stream, [store_model(Path(tempfile.mkdtemp()), data)])
+        dropped = [("entropy.y.median", "entropy.z.median")]
+        if arch in ("mean-scale", "joint"):
+            dropped.append(("leaky_slope",))
+        for names in dropped:  # a decoder that ignores them decodes another picture, or fails
+            other = without(data, names)
+            assert not same_picture(pixels, _named(stream, other), other), (arch, names)
+        slope = "" if arch == "factorized" or arch == "hyperprior" else \
+            f", leaky_slope {int(model.hyper_synthesis[0].slope)} in every leaky layer (spec §5.6)"
+        which = "ŷ" if arch == "factorized" else "ẑ"
+        shift = model.mean_shift if arch == "factorized" else model.z_shift
+        yield (f"edition5-{arch}", f"A {arch} model with the tensors of edition 5: medians of {which} with "
+               f"{shift} fractional bits (spec §8.3){slope}. Latents over the range and at its limits; "
+               "dropping the medians (or the slope) changes the picture.",
+               ["5.6", "6.3", "6.4", "8.3", *CLAUSES[arch]], stream, data)
+    data = _broken_model(bound_model("joint", 2, 3, name="edition5-bounds-joint"),
+                         lambda t: t.update({"leaky_slope": np.array([32767], np.int16)}))
+    model = load_model(data)
+    y = np.full((model.m, 9, 9), -32768)
+    z = np.full(hyper_shape(model, (9, 9)), -32768)
+    yield ("edition5-bounds-joint", "The joint model of bounds-joint (every accumulator at -(2^47 - 1)) with "
+           "leaky_slope 32767, the largest: the negative products a * slope reach -(2^47 - 1) * 32767, just "
+           "above -2^62 (spec §5.6).", ["5.6", "6.4", *CLAUSES["joint"]],
+           encode_latents(y, model, 144, 144, "reference", z), data)
+
+
+def edition5_negative_vectors():
+    """(name, description, clauses, stream, error class, model bytes): broken tensors of edition 5 (spec §6.3,
+    §6.4) on a stream of zero latents, and a hyper-latent that only its median puts out of range (§8.3)."""
+    data = edition5_model("mean-scale", 90)
+    model = load_model(data)
+    zeros = encode_latents(np.zeros((model.m, 1, 1), np.int64), model, 16, 16, "reference",
+                           np.zeros((model.n, 1, 1), np.int64))
+    for name, description, clause, edit in [
+        ("neg-model-leaky-slope-0", "A mean-scale model whose leaky_slope is 0 (at least 1).", "6.4",
+         lambda t: t["leaky_slope"].__setitem__(0, 0)),
+        ("neg-model-leaky-slope-negative", "A mean-scale model whose leaky_slope is -655.", "6.4",
+         lambda t: t["leaky_slope"].__setitem__(0, -655)),
+        ("neg-model-z-mean-shift-9", "A mean-scale model whose entropy.z.mean_shift is 9 (at most 8).", "6.4",
+         lambda t: t["entropy.z.mean_shift"].__setitem__(0, 9)),
+        ("neg-model-z-median-shape", f"A mean-scale model whose entropy.z.median has {model.n + 1} entries "
+         f"(N = {model.n}).", "6.3",
+         lambda t: t.update({"entropy.z.median": np.append(t["entropy.z.median"], np.int16(0))})),
+        ("neg-model-z-median-i32", "A mean-scale model whose entropy.z.median is I32 instead of I16.", "6.3",
+         lambda t: t.update({"entropy.z.median": t["entropy.z.median"].astype(np.int32)})),
+        ("neg-model-y-median-not-factorized", "A mean-scale model with entropy.y.median, which only the factorized "
+         "architecture has (its latents are offset by their means).", "6.3",
+         lambda t: t.update({"entropy.y.median": np.zeros(model.m, np.int16)})),
+    ]:
+        broken = _broken_model(data, edit)
+        yield name, description, [clause], _named(zeros, broken), "ModelError", broken
+    hp = _broken_model(edition5_model("hyperprior", 91), lambda t: t.update(
+        {"leaky_slope": np.array([655], np.int16)}))
+    hp_model = load_model(without(hp, ("leaky_slope",)))
+    stream = encode_latents(np.zeros((hp_model.m, 1, 1), np.int64), hp_model, 16, 16, "reference",
+                            np.zeros((hp_model.n, 1, 1), np.int64))
+    yield ("neg-model-leaky-slope-hyperprior", "A hyperprior model (no leaky layers) with leaky_slope.", ["6.3"],
+           _named(stream, hp), "ModelError", hp)
+    shifted = _broken_model(data, lambda t: (t["entropy.z.mean_shift"].__setitem__(0, 4),
+                                             t["entropy.z.median"].__setitem__(0, 32)))
+    sm = load_model(shifted)
+    values = np.zeros((sm.n, 1, 1), np.int64)
+    values[0, 0, 0] = 2046  # 2046 * 2^4 = 32736 is in range; plus the median 32 it is 32768
+    z_data = rans.encode_values(values.reshape(-1), channel_rows(sm.n, 1, 1), sm.z_table)
+    head = encoder.write_stream(sm.model_id, sm.code, 16, 16, EMPTY_SUB_STREAM, z_data)
+    yield ("neg-z-latent-out-of-range-by-median", "A hyper-latent value 2046 with mean shift 4 and median 32: "
+           "2046 * 16 = 32736 is in the activation range, the latent 32736 + 32 = 32768 is not (spec §8.3).",
+           ["8.3"], head, "StreamError", shifted)
+
+
+EMPTY_SUB_STREAM = (1 << 31).to_bytes(8, "little")  # a valid sub-stream of no values (spec §3.8)
 
 
 def small_model(name: str = "broken") -> bytes:
@@ -867,7 +987,8 @@ def write_negative(root: Path, index: list, model_file: Path) -> None:
     """The negative vectors, after checking that both decoders report their class for the clause listed."""
     for name, description, clauses, stream, error, broken in [*negative_vectors(model_file),
                                                                 *hyper_negative_vectors(),
-                                                                *quality_negative_vectors()]:
+                                                                *quality_negative_vectors(),
+                                                                *edition5_negative_vectors()]:
         model = model_file if broken is None else store_model(root, broken)
         for impl in ("reference", "fast"):
             try:
@@ -915,7 +1036,7 @@ def generate(root: Path, models: Path) -> None:
     for name, description, clauses, stream, data in [*stress_vectors(), *bound_vectors(), *ties_vectors(),
                                                       *mean_shift_vectors(), escaped_names_vector(),
                                                       json_variants_vector(), *quality_vectors(),
-                                                      *level_vectors()]:
+                                                      *level_vectors(), *edition5_vectors()]:
         write_vector(root, index, name, description, clauses, stream, store_model(root, data))
     write_negative(root, index, files["factorized"])
     write_json(root / "index.json", {"suite": "refcodec golden vectors", "version": 1, "vectors": index})
