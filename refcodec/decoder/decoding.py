@@ -7,8 +7,12 @@
     y_hat   = factorized:  decode_latents(y_data)         spec §8.3
               hyperprior, mean-scale: decode_gaussian     spec §8.8, §8.9
               joint:       decode_joint (sequential)      spec §8.10
-    pixels  = synthesis(y_hat, model.synthesis)           spec §8.4, §8.5 (layers, spec §5),
-                                                          in horizontal bands (refcodec.decoder.bands)
+    pixels  = synthesis(y_hat, model.synthesis)           spec §8.4, §8.5 (layers, spec §5)
+
+``decode_stream`` runs these steps in bounded memory (``picture_bands``, refcodec.decoder.bands): the
+latents held as s16, the hyper-synthesis and the synthesis in horizontal bands, and the joint
+architecture's ŷ decoded row by row just ahead of the synthesis band that needs it. ``decode_y`` and
+``stages`` compute the whole arrays (the stages of §9.4).
 
 ``impl="reference"`` runs the NumPy code of this package, which mirrors the
 spec line by line. Other implementations register themselves in the table of
@@ -20,39 +24,39 @@ nothing from refcodec.fast, refcodec.encoder or refcodec.conformance.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from refcodec.decoder import latents, layers, rans
-from refcodec.decoder.bands import synthesis_bands
-from refcodec.decoder.bitstream import StreamHeader, parse_stream
+from refcodec.decoder import latents, layers
+from refcodec.decoder.bands import JointLatents, WholeLatents, synthesis_bands
+from refcodec.decoder.bitstream import STRIDE, StreamHeader, parse_stream
 from refcodec.decoder.conventions import clause, clip3, round2
 from refcodec.decoder.errors import LimitError, StreamError
 from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.model import Model, find_model
 
 GAIN_SHIFT = 16  # spec §8.11: quality gains are in units of 2^-16
+Progress = Callable[[int, int], None]  # progress(rows done, rows in all), called as picture rows are completed
 
 
 @dataclass(frozen=True)
 class Implementation:
     """The kernels of one implementation of the decoding process.
 
-    ``rans.decode_values`` decodes the values of a sub-stream (spec §3, §8.3),
-    ``layers.run_layers`` runs a group of layers (spec §5.7) and
-    ``decode_joint`` is the loop of spec §8.10.
+    ``layers.run_layers`` runs a group of layers (spec §5.7); ``reader(data, name, table)`` decodes a
+    sub-stream value by value (spec §3) in the orders of §8.3, §8.9 and §8.10
+    (refcodec.decoder.latents.LatentReader).
     """
 
-    rans: ModuleType
     layers: ModuleType
-    decode_joint: Callable
+    reader: type
 
 
-_TABLE: dict = {"reference": Implementation(rans, layers, latents.decode_joint)}
+_TABLE: dict = {"reference": Implementation(layers, latents.LatentReader)}
 
 
 def register(name: str, build: Callable[[], Implementation]) -> None:
@@ -97,24 +101,54 @@ def gained(x: np.ndarray, gain: Any, quality: int | None) -> np.ndarray:
     return x if quality is None else apply_gain(x, gain[quality])
 
 
+def decode_z(header: StreamHeader, model: Model, kit: Implementation) -> np.ndarray:
+    """ẑ (spec §8.3), (N, ZH, ZW) s16."""
+    return latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", kit.reader,
+                                  model.z_median, model.z_shift)
+
+
+def decode_factorized(header: StreamHeader, model: Model, kit: Implementation) -> np.ndarray:
+    """ŷ of the factorized architecture (spec §8.3), (M, LatH, LatW) s16."""
+    return latents.decode_latents(header.y_data, model.y_table, (model.m, *header.latent_shape), "y", kit.reader,
+                                  model.y_median, model.mean_shift)
+
+
 @clause("8.6")
 def decode_y(header: StreamHeader, model: Model, impl: str = "reference") -> dict:
     """DecodeY (spec §8.6): the decoded latents: {"y_hat"} and, except for factorized, {"z_hat", "params"}
-    (spec §8.3, §8.7-§8.11)."""
+    (spec §8.3, §8.7-§8.11), each whole (the stages of §9.4); decode_stream bounds its memory instead."""
     kit = kernels(impl)
-    entropy, layer_impl = kit.rans, kit.layers
     lat_h, lat_w = header.latent_shape
     if model.architecture == "factorized":
-        return {"y_hat": latents.decode_latents(header.y_data, model.y_table, (model.m, lat_h, lat_w), "y", entropy,
-                                                model.y_median, model.mean_shift)}
-    z_hat = latents.decode_latents(header.z_data, model.z_table, (model.n, *header.hyper_shape), "z", entropy,
-                                   model.z_median, model.z_shift)
-    params = latents.hyper_synthesis(gained(z_hat, model.z_gain, header.quality), model, lat_h, lat_w, layer_impl)
+        return {"y_hat": decode_factorized(header, model, kit)}
+    z_hat = decode_z(header, model, kit)
+    params = latents.hyper_synthesis(gained(z_hat, model.z_gain, header.quality), model, lat_h, lat_w, kit.layers)
     if model.architecture == "joint":
-        y_hat = kit.decode_joint(header.y_data, model, params)
+        y_hat = latents.decode_joint(header.y_data, model, params, kit.reader)
     else:
-        y_hat = latents.decode_gaussian(header.y_data, model, params, entropy)
+        rows, means = latents.gaussian_params(params, model)
+        means = None if model.architecture == "hyperprior" else means.astype(np.int16)
+        y_hat = latents.decode_gaussian(header.y_data, model, rows.astype(np.uint8), means, kit.reader)
     return {"z_hat": z_hat, "params": params, "y_hat": y_hat}
+
+
+def synthesis_latents(header: StreamHeader, model: Model, impl: str,
+                      hyper_rows: int | None = None) -> WholeLatents | JointLatents:
+    """ŷ as the synthesis reads it, in bounded memory (refcodec.decoder.bands): for factorized, hyperprior and
+    mean-scale decoded whole as s16 (spec §8.3, §8.9; the hyper parameters computed in bands and kept as
+    table rows and means); for joint decoded row by row as the synthesis asks for rows (§8.10). The
+    hyper-synthesis runs in bands of ``hyper_rows`` latent rows (None: a height for bounded memory)."""
+    kit = kernels(impl)
+    lat_h, lat_w = header.latent_shape
+    if model.architecture == "factorized":
+        return WholeLatents(decode_factorized(header, model, kit))
+    z_in = gained(decode_z(header, model, kit), model.z_gain, header.quality)
+    if model.architecture == "joint":
+        latents.check_sub_stream_length(header.y_data, model.m * lat_h * lat_w, "y")
+        return JointLatents(kit.reader(header.y_data, "y", model.y_table), model, z_in, lat_h, lat_w,
+                            kit.layers.run_layers, hyper_rows)
+    rows, means = latents.gaussian_tables(z_in, model, lat_h, lat_w, kit.layers.run_layers, hyper_rows)
+    return WholeLatents(latents.decode_gaussian(header.y_data, model, rows, means, kit.reader))
 
 
 def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
@@ -134,13 +168,13 @@ def stages(data: bytes, model_files=(), impl: str = "reference") -> dict:
         if model.architecture == "joint":
             params = latents.joint_params(decoded["y_hat"], params, model, layer_impl)
         rows, means = latents.gaussian_params(params, model)
-        out["z_hat"] = decoded["z_hat"]
+        out["z_hat"] = decoded["z_hat"].astype(np.int64)
         if header.quality is not None:
             out["z_gain"] = gained(decoded["z_hat"], model.z_gain, header.quality)
         out.update({"hyper_synthesis": decoded["params"], "table_index": rows})
         if model.architecture != "hyperprior":
             out["mean"] = means
-    out["y_hat"] = decoded["y_hat"]
+    out["y_hat"] = decoded["y_hat"].astype(np.int64)
     y_in = gained(decoded["y_hat"], model.y_gain, header.quality)
     if header.quality is not None:
         out["y_gain"] = y_in
@@ -161,13 +195,17 @@ def crop(out: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @clause("8.4")
 def synthesis(y_hat: np.ndarray, layers: list, height: int, width: int, impl: str = "reference",
-              band_height: int | None = None) -> np.ndarray:
+              band_height: int | None = None, progress: Progress | None = None) -> np.ndarray:
     """Synthesis (spec §8.4) and the crop of §8.5: the (height, width, 3) uint8 picture, the layers run in
-    bands of ``band_height`` pixel rows (refcodec.decoder.bands; None: a height for bounded memory)."""
+    bands of ``band_height`` pixel rows (refcodec.decoder.bands; None: a height for bounded memory);
+    ``progress(rows done, height)`` is called after each band."""
     out = np.empty((height, width, 3), np.uint8)
     run_layers = kernels(impl).layers.run_layers
-    for row, rows in synthesis_bands(y_hat, layers, run_layers, height, width, band_height):
+    for row, rows in synthesis_bands(lambda lo, hi: y_hat[:, lo:hi], layers, run_layers, height, width,
+                                     band_height):
         out[row : row + rows.shape[0]] = rows
+        if progress is not None:
+            progress(row + rows.shape[0], height)
     return out
 
 
@@ -184,12 +222,38 @@ def open_stream(data: bytes, model_files=(), impl: str = "reference", max_pixels
     return header, model
 
 
+def picture_bands(header: StreamHeader, model: Model, impl: str = "reference", band_height: int | None = None,
+                  progress: Progress | None = None) -> Iterator[tuple]:
+    """(first row, pixels): the picture of a stream (spec §8.6) in bands of ``band_height`` rows (None: a
+    height for bounded memory), top to bottom, each (rows, width, 3) uint8, in bounded memory
+    (refcodec.decoder.bands; the hyper-synthesis in bands of band_height / 16 latent rows);
+    ``progress(rows done, height)`` is called after each band. An error of the stream can be raised after
+    some bands (joint: ŷ is decoded as the bands need it), so that a writer of the bands must not let them
+    become output before the last (spec §2.6)."""
+    source = synthesis_latents(header, model, impl, band_height and band_height // STRIDE)
+    run_layers = kernels(impl).layers.run_layers
+
+    def synthesis_input(lo: int, hi: int) -> np.ndarray:  # spec §8.11: the gain applies row by row
+        return gained(source.rows(lo, hi), model.y_gain, header.quality)
+
+    for row, rows in synthesis_bands(synthesis_input, model.synthesis, run_layers, header.height, header.width,
+                                     band_height):
+        if row + rows.shape[0] == header.height:
+            source.close()
+        yield row, rows
+        if progress is not None:
+            progress(row + rows.shape[0], header.height)
+
+
 @clause("8.6")
 def decode_stream(data: bytes, model_files=(), impl: str = "reference", band_height: int | None = None,
-                  max_pixels: int | None = None) -> np.ndarray:
+                  max_pixels: int | None = None, progress: Progress | None = None) -> np.ndarray:
     """DecodeStream (spec §8.6): a refcodec stream decoded to an (H, W, 3) uint8 array; the synthesis runs in
     bands of ``band_height`` pixel rows (None: a height for bounded memory), with the same result; a picture
-    of more than ``max_pixels`` pixels is refused before decoding (LimitError)."""
+    of more than ``max_pixels`` pixels is refused before decoding (LimitError); ``progress(rows done, height)``
+    is called after each band."""
     header, model = open_stream(data, model_files, impl, max_pixels)
-    y_hat = gained(decode_y(header, model, impl)["y_hat"], model.y_gain, header.quality)
-    return synthesis(y_hat, model.synthesis, header.height, header.width, impl, band_height)
+    out = np.empty((header.height, header.width, 3), np.uint8)
+    for row, rows in picture_bands(header, model, impl, band_height, progress):
+        out[row : row + rows.shape[0]] = rows
+    return out

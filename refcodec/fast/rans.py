@@ -17,9 +17,11 @@ from numba import njit
 
 from refcodec.decoder.cdf import CdfTable
 from refcodec.decoder.errors import StreamError
+from refcodec.decoder.layers import ACT_MAX, ACT_MIN
 from refcodec.decoder.rans import BYPASS_BITS, MAX_BYPASS_NIBBLES, PRECISION, RANS_L, check_indexes, rans_init
 
 OK, ENDS_EARLY, TOO_MANY_NIBBLES, LEFT_OVER, BAD_FINAL_STATE, NEEDS_TOO_MANY_NIBBLES = range(6)
+OUT_OF_RANGE = 100  # a decoded latent outside ACT_MIN..ACT_MAX (spec §8.3, §8.8)
 MASK32 = (1 << 32) - 1
 VALUE_LIMIT = 1 << 40  # |value| beyond this is certainly unencodable; keeps value - offset exact
 
@@ -94,6 +96,23 @@ def _decode(words, indexes, cdf, cdf_length, offset, out):
 
 
 @njit(cache=True, nogil=True)
+def _decode_latents(words, x, p, rows, row, means, mean, mean_shift, cdf, cdf_length, offset, out):
+    """out[i] = the value decoded with row rows[i] (``row`` if rows is empty) times 2^mean_shift plus means[i]
+    (``mean`` if means is empty), checked to lie in ACT_MIN .. ACT_MAX (spec §8.3, §8.8); the state (x, p)
+    carried in and out: (code, aux, x, p). ``means`` may be ``out`` itself."""
+    for i in range(out.shape[0]):
+        r = rows[i] if rows.shape[0] else row
+        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
+        if code != OK:
+            return code, (np.int64(i) if code == ENDS_EARLY else value), x, p
+        value = value * (1 << mean_shift) + (means[i] if means.shape[0] else mean)
+        if value < ACT_MIN or value > ACT_MAX:
+            return OUT_OF_RANGE, value, x, p
+        out[i] = value
+    return OK, np.int64(0), x, p
+
+
+@njit(cache=True, nogil=True)
 def _put(x, out, p, start, f, bits):
     """Annex A.2: emit the low word if x >= f * 2^(63 - bits), then code [start, start + f)."""
     if (x >> (63 - bits)) >= f:
@@ -150,6 +169,44 @@ def raise_for(code: int, aux: int, name: str) -> None:
         raise StreamError(f"{name} sub-stream has {aux} bytes left over after its last symbol", "3.6")
     if code == BAD_FINAL_STATE:
         raise StreamError(f"{name} sub-stream ends in state {aux:#x}, not 2^31: the stream is corrupt", "3.6")
+
+
+NO_ROWS, NO_MEANS = np.zeros(0, np.uint8), np.zeros(0, np.int16)
+
+
+class ValueReader:
+    """A sub-stream ``name`` being decoded with ``table`` (spec §3.2-§3.6), value by value in the order of spec
+    §8.3 or §8.9: the fast path's refcodec.decoder.latents.LatentReader (same values, same errors)."""
+
+    def __init__(self, data: bytes, name: str, table: CdfTable):
+        self.words = stream_words(data, name)
+        self.x, self.p = initial_state(self.words)
+        self.name, self.table = name, table
+
+    def values(self, out: np.ndarray, rows, means, mean_shift: int, number: str) -> None:
+        """As refcodec.decoder.latents.LatentReader.values; ``out`` is C-contiguous s16, ``rows`` an int or a
+        u8 array, ``means`` an int or an s16 array."""
+        if not out.flags.c_contiguous:
+            raise ValueError("values are decoded into a C-contiguous array")
+        row, row_array = (0, rows.reshape(-1)) if isinstance(rows, np.ndarray) else (int(rows), NO_ROWS)
+        mean, mean_array = (0, means.reshape(-1)) if isinstance(means, np.ndarray) else (int(means), NO_MEANS)
+        table = self.table
+        code, aux, self.x, self.p = _decode_latents(self.words, self.x, self.p, row_array, row, mean_array, mean,
+                                                    mean_shift, table.cdf, table.cdf_length, table.offset,
+                                                    out.reshape(-1))
+        self.check(code, aux, number)
+
+    def check(self, code: int, aux: int, number: str) -> None:
+        """Raise what the reference raises for a kernel's (code, aux); ``number``: the clause of a latent
+        out of range."""
+        if code == OUT_OF_RANGE:
+            raise StreamError(f"a {self.name} latent lies outside {ACT_MIN}..{ACT_MAX}", number)
+        raise_for(code, aux, self.name)
+
+    def finish(self) -> None:
+        """RansExit (spec §3.6) after the last value."""
+        code, aux = exit_check(self.x, self.p, self.words)
+        self.check(code, aux, "3.6")
 
 
 def decode_values(data: bytes, indexes, table: CdfTable, name: str = "y") -> np.ndarray:
