@@ -12,7 +12,9 @@ a lossy extension is refused before decoding.
 
 Errors (spec §2.6 StreamError and ModelError, the encoder's InputError, a file that cannot be read or
 written) become one line on stderr per file and exit status 1; Ctrl-C exits 130 with one line; an output
-file is written atomically, so a failed run never leaves a partial or overwritten file.
+file is written atomically, so a failed run never leaves a partial or overwritten file. A decoded picture
+is written as its rows are made (PNG, PPM and raw RGB; the other formats hold the picture), into a
+temporary file next to the output that replaces it only once the whole stream has decoded (spec §2.6).
 
 Startup is kept light (``--help``, ``--version`` and ``models`` import neither Numba nor the encoder):
 everything heavy is imported where it is used.
@@ -216,7 +218,6 @@ def encode_job(src: str, dst: str, s: Settings) -> Outcome:
 
 
 def decode_job(src: str, dst: str, s: Settings) -> Outcome:
-    from refcodec.decoder import decoding as decoder
     from refcodec.image import output_format, picture_bytes
 
     result = Outcome()
@@ -225,16 +226,26 @@ def decode_job(src: str, dst: str, s: Settings) -> Outcome:
     start = time.perf_counter()
     if s.dump_stages:
         pixels = dump_stages(data, s)
-    else:
-        pixels = decoder.decode_stream(data, model_files=list(s.model_files), impl=s.impl,
-                                       band_height=s.band_height, max_pixels=s.max_pixels)
-    seconds = time.perf_counter() - start
-    write_output(dst, picture_bytes(pixels, fmt))
-    if s.verbose:
+        write_output(dst, picture_bytes(pixels, fmt))
         h, w, _ = pixels.shape
+    else:
+        w, h = decode_to_file(data, src, dst, fmt, s)
+    seconds = time.perf_counter() - start
+    if s.verbose:
         result.err.append(f"{dst if dst != '-' else '(stdout)'}: {w}x{h} {fmt} from {src} ({len(data)} bytes), "
                           f"{s.impl}, {seconds:.2f} s")
     return result
+
+
+def decode_to_file(data: bytes, src: str, dst: str, fmt: str, s: Settings) -> tuple:
+    """Decode a stream and write its picture to ``dst`` as the bands of rows come (spec §8.6; the file appears
+    only once the whole stream has decoded without an error, spec §2.6); returns (width, height)."""
+    from refcodec.decoder import decoding as decoder
+    from refcodec.image import write_picture
+
+    header, model = decoder.open_stream(data, list(s.model_files), s.impl, s.max_pixels)
+    write_picture(dst, fmt, header.width, header.height, decoder.picture_bands(header, model, s.impl, s.band_height))
+    return header.width, header.height
 
 
 def dump_stages(data: bytes, s: Settings):

@@ -16,11 +16,15 @@ Each change that alters sample values (ICC conversion, 16-bit rounding) is repor
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -53,6 +57,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".
                     ".pgm", ".pbm", ".gif", ".tga", ".heic", ".heif", ".avif", ".jxl")
 
 Note = Callable[[str], None]
+SPOOL_BYTES = 64 << 20  # a picture for stdout is kept in memory up to this size, then in a temporary file
 
 
 class OutputFormatError(ValueError):
@@ -276,9 +281,12 @@ def check_output_path(path) -> None:
         raise OSError(e.errno, f"cannot write in {str(folder)!r}: {e.strerror}", str(path)) from None
 
 
-def write_atomic(path, data: bytes) -> None:
-    """Write a file so that it either appears complete or not at all; an error names ``path``, not the
-    temporary file."""
+@contextlib.contextmanager
+def atomic_file(path) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``path`` only if the block ends without an error: a temporary file next to
+    it, renamed over it at the end, and removed on any error, so that ``path`` either appears complete or not
+    at all and a file already there stays as it was (spec §2.6). An error names ``path``, not the temporary
+    file."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".refcodec-", suffix=".tmp", dir=path.parent)
@@ -289,10 +297,93 @@ def write_atomic(path, data: bytes) -> None:
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise OSError(e.errno, e.strerror, str(path)) from None
         raise
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write a file so that it either appears complete or not at all (``atomic_file``)."""
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def output_file(path) -> Iterator[IO[bytes]]:
+    """A binary file for an output that appears only if the block ends without an error: ``atomic_file`` for a
+    path; for "-" (stdout) a temporary file (in memory up to SPOOL_BYTES) copied to stdout at the end."""
+    if str(path) != "-":
+        with atomic_file(path) as f:
+            yield f
+        return
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as f:
+        yield f
+        f.seek(0)
+        shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+
+
+class RowWriter:
+    """A picture file that is a header and then the raw RGB rows (PPM, raw .rgb): written as the rows come."""
+
+    def __init__(self, f: IO[bytes], header: bytes, width: int, height: int):
+        self.f, self.width, self.height, self.rows = f, width, height, 0
+        f.write(header)
+
+    def write(self, band: np.ndarray) -> None:
+        """The next rows of the picture, (rows, width, 3) uint8."""
+        self.f.write(np.ascontiguousarray(band).tobytes())
+        self.rows += band.shape[0]
+
+    def close(self) -> None:
+        if self.rows != self.height:
+            raise ValueError(f"{self.rows} rows written of a picture of {self.height}")
+
+
+class WholeWriter:
+    """A picture file Pillow writes from the whole picture (BMP, TIFF, WebP): the rows are held until ``close``."""
+
+    def __init__(self, f: IO[bytes], fmt: str, width: int, height: int):
+        self.f, self.fmt = f, fmt
+        self.pixels = np.empty((height, width, 3), np.uint8)
+        self.rows = 0
+
+    def write(self, band: np.ndarray) -> None:
+        """The next rows of the picture, (rows, width, 3) uint8."""
+        self.pixels[self.rows : self.rows + band.shape[0]] = band
+        self.rows += band.shape[0]
+
+    def close(self) -> None:
+        if self.rows != self.pixels.shape[0]:
+            raise ValueError(f"{self.rows} rows written of a picture of {self.pixels.shape[0]}")
+        self.f.write(picture_bytes(self.pixels, self.fmt))
+
+
+def picture_writer(f: IO[bytes], fmt: str, width: int, height: int):
+    """A writer of a decoded picture of ``width`` x ``height`` in the format ``fmt`` of ``output_format`` to the
+    binary file ``f``: ``write(band)`` takes its rows top to bottom, (rows, width, 3) uint8, and ``close()``
+    ends the file. PNG (refcodec.png), PPM and raw RGB are written as the rows come, in bounded memory; BMP,
+    TIFF and WebP, which Pillow writes from a whole picture, hold it until ``close``."""
+    from refcodec.png import PngWriter
+
+    if fmt == "PNG":
+        return PngWriter(f, width, height)
+    if fmt in ("PPM", "RGB"):
+        return RowWriter(f, b"P6\n%d %d\n255\n" % (width, height) if fmt == "PPM" else b"", width, height)
+    return WholeWriter(f, fmt, width, height)
+
+
+def write_picture(path, fmt: str, width: int, height: int, bands) -> None:
+    """Write a decoded picture of ``width`` x ``height``, given as bands (first row, (rows, width, 3) uint8) top
+    to bottom, to ``path`` ("-": stdout) in the format ``fmt`` of ``output_format``, each band as it comes
+    (``picture_writer``); the file appears only once the last band is in and nothing failed (``output_file``:
+    spec §2.6)."""
+    with output_file(path) as f:
+        writer = picture_writer(f, fmt, width, height)
+        for _, rows in bands:
+            writer.write(rows)
+        writer.close()
