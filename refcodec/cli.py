@@ -15,6 +15,8 @@ written) become one line on stderr per file and exit status 1; Ctrl-C exits 130 
 file is written atomically, so a failed run never leaves a partial or overwritten file. A decoded picture
 is written as its rows are made (PNG, PPM and raw RGB; the other formats hold the picture), into a
 temporary file next to the output that replaces it only once the whole stream has decoded (spec §2.6).
+On a terminal, an encode or decode of one picture that runs longer than 2 s shows its progress in rows
+(refcodec.progress; not with --quiet).
 
 Startup is kept light (``--help``, ``--version`` and ``models`` import neither Numba nor the encoder):
 everything heavy is imported where it is used.
@@ -60,6 +62,7 @@ class Settings:
     dump_stages: str | None = None
     band_height: int | None = None
     max_pixels: int | None = None
+    progress: bool = False  # a bar of the picture's rows (one picture in this process, stderr a terminal)
 
 
 @dataclass
@@ -197,6 +200,7 @@ def error_line(e: BaseException, src: str | None = None) -> str:
 def encode_job(src: str, dst: str, s: Settings) -> Outcome:
     from refcodec.encoder import encode as encoder
     from refcodec.image import psnr, to_rgb_array
+    from refcodec.progress import row_progress
 
     result = Outcome()
     data = read_limited(sys.stdin.buffer, MAX_PICTURE_INPUT, "the picture on stdin") if src == "-" else src
@@ -205,7 +209,9 @@ def encode_job(src: str, dst: str, s: Settings) -> Outcome:
     if s.target is not None:
         quality = encoder.search_quality(pixels, s.model, s.target[1], s.target[0], s.impl)
     start = time.perf_counter()
-    stream, recon = encoder.encode(pixels, model=s.model, impl=s.impl, return_reconstruction=True, quality=quality)
+    with row_progress(2 * pixels.shape[0], f"encoding {Path(src).name}", s.quiet or not s.progress) as bar:
+        stream, recon = encoder.encode(pixels, model=s.model, impl=s.impl, return_reconstruction=True,
+                                       quality=quality, progress=bar)
     seconds = time.perf_counter() - start
     write_output(dst, stream)
     h, w, _ = recon.shape
@@ -242,9 +248,12 @@ def decode_to_file(data: bytes, src: str, dst: str, fmt: str, s: Settings) -> tu
     only once the whole stream has decoded without an error, spec §2.6); returns (width, height)."""
     from refcodec.decoder import decoding as decoder
     from refcodec.image import write_picture
+    from refcodec.progress import row_progress
 
     header, model = decoder.open_stream(data, list(s.model_files), s.impl, s.max_pixels)
-    write_picture(dst, fmt, header.width, header.height, decoder.picture_bands(header, model, s.impl, s.band_height))
+    with row_progress(header.height, f"decoding {Path(src).name}", s.quiet or not s.progress) as bar:
+        bands = decoder.picture_bands(header, model, s.impl, s.band_height, bar)
+        write_picture(dst, fmt, header.width, header.height, bands)
     return header.width, header.height
 
 
@@ -288,7 +297,9 @@ def worker_init(threads: int | None) -> None:
 
 def progress(items, total: int, s: Settings, unit: str):
     """``items`` with a tqdm progress bar on stderr when it is a terminal, not --quiet and not a single item."""
-    if s.quiet or total < 2 or not sys.stderr.isatty():
+    from refcodec.progress import wanted
+
+    if total < 2 or not wanted(s.quiet):
         return items
     from tqdm import tqdm
 
@@ -403,6 +414,7 @@ def cmd_encode(args) -> int:
         encoder.quality_level(model, args.quality)
     elif not model.levels:
         raise InputError(f"model {model.name!r} has a single rate: there is no quality to search", "A.1.6")
+    s = replace(s, progress=len(pairs) == 1)
     return run_jobs([("encode", src, dst, s) for src, dst in pairs], s, args.jobs)
 
 
@@ -417,6 +429,7 @@ def cmd_decode(args) -> int:
         output_format(dst, args.format)  # a lossy or unknown extension is refused before decoding
     if args.dump_stages and len(pairs) > 1:
         raise CliError("--dump-stages takes a single stream")
+    s = replace(s, progress=len(pairs) == 1)
     return run_jobs([("decode", src, dst, s) for src, dst in pairs], s, args.jobs)
 
 

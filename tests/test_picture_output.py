@@ -1,8 +1,10 @@
-"""Decoded pictures written as their rows come (refcodec.png, refcodec.image.picture_writer): valid files with the
-picture's pixels, no file after an error."""
+"""Decoded pictures written as their rows come (refcodec.png, refcodec.image.picture_writer) and the progress
+of long encodes and decodes (refcodec.progress): valid files with the picture's pixels, no file after an
+error, a progress bar only on a terminal."""
 
 import io
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -11,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from refcodec import png
+from refcodec import png, progress
+from refcodec.cli import main
+from refcodec.decoder.decoding import decode_stream
+from refcodec.encoder.encode import encode
 from refcodec.image import picture_bytes, picture_writer, write_picture
 
 
@@ -100,3 +105,45 @@ def test_no_file_when_the_bands_fail(tmp_path):
     with pytest.raises(RuntimeError):
         write_picture(tmp_path / "out.png", "PNG", 8, 32, bands())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def stream_file(tmp_path_factory):
+    """A stream of a 40 x 100 picture of the shipped hyperprior model."""
+    pixels = np.random.default_rng(2).integers(0, 256, (100, 40, 3), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("s") / "p.rcdc"
+    path.write_bytes(encode(pixels, model="hyperprior"))
+    return path
+
+
+def test_progress_callbacks_count_rows(stream_file):
+    """decode_stream reports the rows of each band done; encode the rows of its analysis, then of its
+    reconstruction (twice the height in all)."""
+    seen = []
+    decode_stream(stream_file.read_bytes(), band_height=32, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(32, 100), (64, 100), (96, 100), (100, 100)]
+    seen.clear()
+    encode(np.zeros((40, 20, 3), np.uint8), return_reconstruction=True, progress=lambda *a: seen.append(a))
+    assert seen[-1] == (80, 80) and [d for d, _ in seen] == sorted(d for d, _ in seen) and (40, 80) in seen
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("command", ["decode", "encode"])
+def test_progress_only_on_a_terminal_and_not_quiet(tmp_path, monkeypatch, stream_file, command):
+    monkeypatch.setattr(progress, "DELAY", 0.0)  # every operation is "long"
+    src = stream_file if command == "decode" else tmp_path / "p.png"
+    if command == "encode":
+        Image.new("RGB", (40, 100), "teal").save(src)
+    args = [command, src, tmp_path / ("o.png" if command == "decode" else "o.rcdc")]
+    if command == "decode":
+        args[1:1] = ["--band-height", "32"]
+    for terminal, quiet in ((False, False), (True, True), (True, False)):
+        err = FakeTerminal() if terminal else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", err)
+        assert main(args + (["-q"] if quiet else [])) == 0
+        shown = f"{command[:-1]}ing {src.name}" in err.getvalue()
+        assert shown == (terminal and not quiet), err.getvalue()

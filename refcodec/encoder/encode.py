@@ -103,15 +103,15 @@ def encoder_gain(model: Model, name: str, level: int | None) -> np.ndarray | flo
     return 1.0 if level is None else model.encoder[f"quality.{name}_gain"][level].astype(np.float32)[:, None, None]
 
 
-def analyse_all(pixels: np.ndarray, model: Model, level: int | None = None) -> tuple:
+def analyse_all(pixels: np.ndarray, model: Model, level: int | None = None, progress=None) -> tuple:
     """(y, z): g_a (times the gain of quality ``level``) times 2^F (F the model's mean_shift, spec §8.3,
     §8.8) rounded to integers, and h_a of the float latent (times the z gain) times 2^Fz rounded; z is
     None for factorized (Annex A.1.3, A.1.6). Both are in the units of the latents; the values coded are
-    chosen from them (``per_channel_values``)."""
+    chosen from them (``per_channel_values``). ``progress(latent rows done, latent rows)`` follows g_a."""
     check_encoder(model)
     x = pad_to_stride(pixels).transpose(2, 0, 1).astype(np.float32) / 255.0
     with np.errstate(over="ignore", invalid="ignore"):
-        y = floatnet.analysis(x, model.encoder) * encoder_gain(model, "y", level)
+        y = floatnet.analysis(x, model.encoder, progress) * encoder_gain(model, "y", level)
         z = None
         if model.architecture != "factorized":
             z = floatnet.hyper_analysis(y, model.encoder, model.architecture) * encoder_gain(model, "z", level)
@@ -195,22 +195,34 @@ def quality_level(model: Model, quality: int | None) -> int | None:
 
 
 def encode(image, model="factorized", impl: str = "fast", return_reconstruction: bool = False,
-           quality: int | None = None):
+           quality: int | None = None, progress=None):
     """Encode an RGB or grayscale image (path, PIL image or array) to a refcodec stream.
 
     ``quality`` 1 .. L chooses a level of a model with quality levels (default: the middle one);
     a model without levels takes none. With ``return_reconstruction=True`` also returns the
     decoder's output for the stream, computed by the decoder's integer synthesis.
+    ``progress(rows done, rows in all)``, if given, is called as the analysis and then the
+    reconstruction complete picture rows (the picture's height each).
     """
     model = resolve_model(model)
     level = quality_level(model, quality)
     pixels = to_rgb_array(image)
     h, w, _ = pixels.shape
-    y, z_hat = analyse_all(pixels, model, level)
+    total = 2 * h if return_reconstruction else h
+
+    def analysed(done: int, rows: int) -> None:
+        if progress is not None:
+            progress(min(h, done * STRIDE), total)
+
+    def reconstructed(done: int, rows: int) -> None:
+        if progress is not None:
+            progress(h + done, total)
+
+    y, z_hat = analyse_all(pixels, model, level, analysed)
     stream, y_hat = code_latents(y, model, w, h, impl, z_hat, level)
     if not return_reconstruction:
         return stream
-    return stream, synthesis(gained(y_hat, model.y_gain, level), model.synthesis, h, w, impl)
+    return stream, synthesis(gained(y_hat, model.y_gain, level), model.synthesis, h, w, impl, progress=reconstructed)
 
 
 def search_quality(image, model, target: float, measure: str, impl: str = "fast") -> int:

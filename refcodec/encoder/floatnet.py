@@ -61,12 +61,13 @@ def leaky_slope(p: dict) -> float:
 ANALYSIS_BAND = 8  # output rows of a band of the encoder's analysis transforms (Annex A.1.3): bounded memory
 
 
-def analysis(x: np.ndarray, p: dict) -> np.ndarray:
-    """g_a: (3, H, W) float in [0, 1], H a multiple of 16 -> (M, H/16, W/16) float latent."""
+def analysis(x: np.ndarray, p: dict, progress=None) -> np.ndarray:
+    """g_a: (3, H, W) float in [0, 1], H a multiple of 16 -> (M, H/16, W/16) float latent; ``progress`` as
+    ``in_bands``."""
     layers = [(p[f"analysis.{k}.weight"], p[f"analysis.{k}.bias"], 2,
                (lambda v, k=k: gdn(v, p[f"analysis.{k + 1}.beta"], p[f"analysis.{k + 1}.gamma"])) if k < 6 else None)
               for k in (0, 2, 4, 6)]
-    return in_bands(x, layers)
+    return in_bands(x, layers, progress)
 
 
 def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
@@ -87,14 +88,19 @@ def hyper_analysis(y: np.ndarray, p: dict, architecture: str) -> np.ndarray:
     return in_bands(x, layers)
 
 
-def in_bands(x: np.ndarray, layers: list) -> np.ndarray:
+def in_bands(x: np.ndarray, layers: list, progress=None) -> np.ndarray:
     """Convolutions ``layers`` [(weight, bias, stride, then)] applied to x, in bands of ANALYSIS_BAND output
-    rows (``stack_rows``): the same numbers as the whole-picture computation, in bounded memory."""
+    rows (``stack_rows``): the same numbers as the whole-picture computation, in bounded memory.
+    ``progress(output rows done, output rows)``, if given, is called after each band."""
     height = x.shape[1]
     for _, _, stride, _ in layers:
         height = -(-height // stride)
-    return np.concatenate([stack_rows(x, layers, a, min(a + ANALYSIS_BAND, height))
-                           for a in range(0, height, ANALYSIS_BAND)], axis=1)
+    bands = []
+    for a in range(0, height, ANALYSIS_BAND):
+        bands.append(stack_rows(x, layers, a, min(a + ANALYSIS_BAND, height)))
+        if progress is not None:
+            progress(min(a + ANALYSIS_BAND, height), height)
+    return np.concatenate(bands, axis=1)
 
 
 def stack_rows(x: np.ndarray, layers: list, a: int, b: int) -> np.ndarray:
