@@ -1,4 +1,4 @@
-"""The ``refcodec`` command line: encode, decode, info, models, demo, eval, conform.
+"""The ``refcodec`` command line: encode, decode, info, models, demo, eval, conform, import, vectors.
 
     refcodec encode photo.png photo.rcdc            refcodec decode photo.rcdc out.png
     refcodec encode -o streams/ photos/ -j 4        refcodec decode -o pictures/ streams/*.rcdc
@@ -616,8 +616,38 @@ def cmd_conform(args) -> int:
     return conform.run(args)
 
 
+def cmd_import(args) -> int:
+    """A CompressAI checkpoint as a refcodec model file (Annex A.3.3), written only when it is complete."""
+    from refcodec.encoder.compressai import import_model
+    from refcodec.image import write_atomic
+
+    out = Path(args.output)
+    if out.is_dir():
+        raise CliError(f"{out} is a folder: name the model file to write")
+    data = import_model(Path(args.checkpoint), args.arch, Path(args.calibrate) if args.calibrate else None,
+                        args.name)
+    write_atomic(out, data)
+    if not getattr(args, "quiet", False):
+        print(f"wrote {out} ({len(data)} bytes): a {args.arch} model of refcodec; "
+              f"'refcodec vectors --model {out} DIR' makes its conformance suite")
+    return 0
+
+
+def cmd_vectors(args) -> int:
+    """The conformance suite of one model file (spec §9.3; refcodec.conformance.model_suite)."""
+    from refcodec.conformance.model_suite import generate
+
+    out = Path(args.outdir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"{out} exists and is not an empty folder")
+    count = generate(Path(args.model), out)
+    if not getattr(args, "quiet", False):
+        print(f"wrote {count} vectors to {out}; 'refcodec conform --vectors {out} --decoder ...' runs them")
+    return 0
+
+
 COMMANDS = {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "models": cmd_models, "demo": cmd_demo,
-            "eval": cmd_eval, "conform": cmd_conform}
+            "eval": cmd_eval, "conform": cmd_conform, "import": cmd_import, "vectors": cmd_vectors}
 
 
 # --- the parser ---------------------------------------------------------------------------------------------
@@ -693,6 +723,27 @@ def build_parser(with_conform: bool = True) -> argparse.ArgumentParser:
     v.add_argument("--json", metavar="FILE", help="write the results as JSON (CompressAI's layout)")
     v.add_argument("--plot", metavar="FILE", help="plot rate-distortion curves (needs matplotlib: the bench extra)")
     jobs_option(v)
+    imp = sub.add_parser("import", parents=[common], help="a model trained elsewhere -> a refcodec model file",
+                         description="Import a CompressAI checkpoint (a state dict saved with torch.save, bare or "
+                                     "as 'state_dict', with or without its CDF buffers) as an integer refcodec "
+                                     "model that decodes bit-exactly everywhere and encodes (spec Annex A.3.3). "
+                                     "Needs torch (pip install 'refcodec[train]'), not CompressAI.")
+    imp.add_argument("source", choices=("compressai",), help="where the checkpoint comes from")
+    imp.add_argument("checkpoint", metavar="CHECKPOINT", help="the checkpoint (.pth.tar)")
+    imp.add_argument("output", metavar="OUT", help="the model file to write (.safetensors)")
+    imp.add_argument("--arch", required=True,
+                     choices=("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018"),
+                     help="the checkpoint's CompressAI model (its zoo name)")
+    imp.add_argument("--calibrate", metavar="DIR",
+                     help="photos to calibrate the integer ranges on (default: synthetic pictures; real photos "
+                          "like those the model will code are better)")
+    imp.add_argument("--name", help="the model's name (default: the architecture)")
+    vec = sub.add_parser("vectors", parents=[common], help="write a conformance suite for one model file",
+                         description="Write the conformance vectors of one model (spec §9.3) into an empty or new "
+                                     "folder, in the format of the repository's vectors/: run them with "
+                                     "'refcodec conform --vectors OUTDIR'.")
+    vec.add_argument("--model", required=True, metavar="FILE", help="the model file")
+    vec.add_argument("outdir", metavar="OUTDIR", help="the folder to write (new or empty)")
     c = sub.add_parser("conform", parents=[common], help="run a decoder on the conformance vectors")
     if with_conform:
         from refcodec.conformance import cli as conform

@@ -229,3 +229,53 @@ def test_no_output_without_torch(tmp_path):
             f"import_model({str(checkpoint('mbt2018'))!r}, 'mbt2018')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0 and "needs torch" in result.stderr and not out.exists()
+
+
+# --- the command line -------------------------------------------------------------------------------------------
+
+
+def cli(capsys, *args) -> tuple:
+    from refcodec.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_import_and_vectors(tmp_path, capsys):
+    """refcodec import compressai, then refcodec vectors --model: a model that encodes, and its suite."""
+    out = tmp_path / "m.safetensors"
+    code, said, _ = cli(capsys, "import", "compressai", "--arch", "mbt2018-mean", checkpoint("mbt2018-mean"), out)
+    assert code == 0 and "wrote" in said and load_model(out.read_bytes()).architecture == "mean-scale"
+    code, said, _ = cli(capsys, "vectors", "--model", out, tmp_path / "suite")
+    assert code == 0 and (tmp_path / "suite" / "index.json").is_file()
+    code, _, err = cli(capsys, "vectors", "--model", out, tmp_path / "suite")  # not an empty folder
+    assert code == 1 and err.count("\n") == 1 and "not an empty folder" in err
+
+
+def test_cli_bad_checkpoint_writes_nothing(tmp_path, capsys):
+    """One line on stderr, exit status 1, and no output file (and an existing one is left as it was)."""
+    out = tmp_path / "m.safetensors"
+    code, _, err = cli(capsys, "import", "compressai", "--arch", "mbt2018", checkpoint("mbt2018-mean"), out)
+    assert code == 1 and err.count("\n") == 1 and "is a mbt2018-mean model, not mbt2018" in err
+    assert not out.exists()
+    out.write_bytes(b"mine")
+    (tmp_path / "bad.pth.tar").write_bytes(b"\x00" * 100)
+    code, _, err = cli(capsys, "import", "compressai", "--arch", "mbt2018", tmp_path / "bad.pth.tar", out)
+    assert code == 1 and err.count("\n") == 1 and "not a PyTorch checkpoint" in err
+    assert out.read_bytes() == b"mine" and sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth.tar",
+                                                                                         "m.safetensors"]
+
+
+def test_cli_without_torch_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.safetensors"
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from refcodec.cli import main\n"
+            f"sys.exit(main(['import', 'compressai', '--arch', 'mbt2018', {str(checkpoint('mbt2018'))!r}, "
+            f"{str(out)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "needs torch" in result.stderr
+    assert not out.exists()
