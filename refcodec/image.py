@@ -22,6 +22,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -97,10 +99,35 @@ def to_rgb_array(image, note: Note | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_limit_at_ours() -> Iterator[None]:
+    """Pillow refuses a picture above 2 x Image.MAX_IMAGE_PIXELS (about 179 million pixels by default) as a
+    decompression bomb when it opens it; refcodec's own limit, MAX_DIMENSION on a side (2^28 pixels, spec
+    §7.3), checked right after the opening and before any pixel is decoded, is the one that applies, so
+    Pillow's is raised to it while a picture is opened (and put back, under a lock, for other users)."""
+    with _PILLOW_LIMIT:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None if old is None else max(old, MAX_DIMENSION * MAX_DIMENSION)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def _open(source: Callable) -> Image.Image:
+    with _pillow_limit_at_ours():
+        return Image.open(source())
+
+
 def _read_picture(source: Callable, label: str, note: Note) -> np.ndarray:
     """Open ``source()`` (a path or a file object) with Pillow and make it a picture."""
     try:
-        with Image.open(source()) as im:
+        with _open(source) as im:
             _check_size(*im.size)  # before decoding any pixel
             return picture_array(im, note, source)
     except (OSError, Image.DecompressionBombError) as e:
@@ -158,7 +185,7 @@ def _rgb16(im: Image.Image, reopen: Callable | None) -> np.ndarray | None:
     if not modes <= set(SWAPPED_16):
         raise InputError(f"16-bit RGB stored as {sorted(modes)} cannot be read exactly; convert it to 8 bits "
                          "first", "A.1.1")
-    with Image.open(reopen()) as low:
+    with _open(reopen) as low:
         swapped = []
         for t in low.tile:
             args = t[3]

@@ -196,3 +196,18 @@ def test_api_docstrings_say_what_users_need():
     from refcodec.decoder.model import DEFAULT_MODEL
 
     assert refcodec.DEFAULT_MODEL == DEFAULT_MODEL
+
+
+def test_pillow_bomb_limit_gives_way_to_ours(tmp_path, monkeypatch):
+    """Pillow refuses pictures above 2 x MAX_IMAGE_PIXELS when it opens them; refcodec's own limit (MAX_DIMENSION
+    on a side, spec §7.3) applies instead, and Pillow's setting is left as it was."""
+    from PIL import Image
+
+    from refcodec.image import to_rgb_array
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = tmp_path / "p.png"
+    Image.new("RGB", (30, 20), (1, 2, 3)).save(path)  # 600 pixels: a "bomb" to Pillow's lowered limit
+    assert to_rgb_array(path).shape == (20, 30, 3) and Image.MAX_IMAGE_PIXELS == 100
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
