@@ -1,19 +1,21 @@
-"""Integer layers (spec §5), fast path: 16-bit integer SIMD, or BLAS on exact integers, plus Numba kernels.
+"""Integer layers (spec §5), fast path: integer SIMD or tiles, or BLAS on exact integers, plus Numba kernels.
 
 On a CPU with AVX512-VNNI (``INTEGER_SIMD``) the convolutions and IGDN sum their
-products with refcodec.fast.vnni's kernel, whose exactness argument is there;
+products with refcodec.fast.vnni's kernel, or with its AMX-INT8 tile kernels
+where the CPU has them (``MATRIX_SIMD``), whose exactness arguments are there;
 their outputs are int16. Otherwise every value is an integer held in float64,
 from the layers' input to their outputs, and sums of products run as float64
 matrix products. That is exact, whatever the BLAS, its thread count or its
 order of summation: every term and every partial sum of a layer is an integer
 of magnitude at most 2^47 (convolutions) or 2^53 - 1 (IGDN norm), the bounds
 a model file is checked against at load time (spec §6.4), and float64
-represents every integer up to 2^53 exactly. On both paths Round2(a, s) is
+represents every integer up to 2^53 exactly. On these paths Round2(a, s) is
 computed as floor((a + 2^(s-1)) * 2^-s): the sum is an integer below 2^53 (|a|
 < 2^47 and s <= 47; in IGDN |a| = |x| * Isqrt(T) < 2^15 * 2^27), multiplying by a
 power of two is exact, and so is floor -- so the Numba kernels give the spec's integer
 results bit for bit, and vectorise. The negative side of a leaky layer, Round2(a * slope,
 s + 16), runs in int64 (|a * slope| < 2^62, spec §5.6), where float64 would round.
+Every layer's output is a C-contiguous (C, H, W) array.
 """
 
 import numpy as np
@@ -24,6 +26,7 @@ from refcodec.fast import vnni
 
 TILE_BYTES = 1 << 24  # im2col block size
 INTEGER_SIMD = vnni.AVAILABLE  # convolutions and IGDN on AVX512-VNNI (refcodec.fast.vnni), else float64 BLAS
+MATRIX_SIMD = vnni.AMX_AVAILABLE  # with INTEGER_SIMD: on AMX-INT8 tiles instead (refcodec.fast.vnni)
 RANGES = {"none": (ACT_MIN, ACT_MAX), "relu": (0, ACT_MAX), "leaky": (ACT_MIN, ACT_MAX), "pixels": (PIX_MIN, PIX_MAX)}
 
 
@@ -149,6 +152,8 @@ def convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
     :func:`_scatter_deconv`.
     """
     if INTEGER_SIMD:
+        if MATRIX_SIMD and _amx_fits(layer):
+            return _amx_convolution(x, layer)
         return _simd_convolution(x, layer)
     if layer.kind == "deconv" and layer.weight.shape[1] < layer.weight.shape[0]:
         return _scatter_deconv(x, layer)
@@ -244,7 +249,7 @@ def _scatter_deconv(x: np.ndarray, layer: Layer) -> np.ndarray:
 def igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
     """IGDN (spec §5.4): on refcodec.fast.vnni's kernel with ``INTEGER_SIMD``, else float64 BLAS."""
     if INTEGER_SIMD:
-        return _simd_igdn(x, layer)
+        return _amx_igdn(x, layer) if MATRIX_SIMD else _simd_igdn(x, layer)
     c = x.shape[0]
     flat = x.reshape(c, -1).astype(np.float64)
     t = layer.gamma.astype(np.float64) @ (flat * flat)
@@ -277,8 +282,9 @@ def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
     """out = :func:`_igdn_value` of x and T = beta + the four sums of :func:`_simd_igdn`."""
     c, n_y, n_x = out.shape
     pair_stride, row_stride, n_seg = low.shape[2] * 4, low.shape[1] * low.shape[2] * 4, seg.shape[0] // 2
-    for job in prange(g0.shape[0] * n_y):
-        b, y = job // n_y, job % n_y
+    blocks = g0.shape[0]
+    for job in prange(blocks * n_y):
+        y, b = job // blocks, job % blocks  # row after row: a row's squares stay in cache for every block
         acc = np.empty((vnni.MR, vnni.COLS), np.int64)
         for c0 in range(0, n_x, vnni.COLS):
             acc[:] = 0
@@ -292,6 +298,127 @@ def _igdn_sums(low, high, g0, g1, seg, beta, shift, x, out):
                 sums, xr, dst = acc[r], x[o, y], out[o, y]
                 for i in range(min(vnni.COLS, n_x - c0)):
                     dst[c0 + i] = _igdn_value(np.float64(xr[c0 + i]), np.float64(beta[o] + sums[i]), scale, half)
+
+
+def _amx_fits(layer: Layer) -> bool:
+    """Whether every sum of the layer has at most vnni.MAX_KSTEPS tile products (always, for the layers of
+    spec §6.3: at most 25 taps x 768 channels = 300 products)."""
+    weight = layer.weight
+    cin = weight.shape[0] if layer.kind == "deconv" else weight.shape[1]
+    taps = 9 if layer.kind == "deconv" else weight.shape[2] ** 2
+    return taps * -(-cin // vnni.KSTEP) <= vnni.MAX_KSTEPS
+
+
+def _half(s: np.ndarray) -> np.ndarray:
+    """2^(s-1) for s > 0, 0 for s = 0 (int64; s <= 63)."""
+    return np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), 0).astype(np.int64)
+
+
+def _amx_convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """:func:`convolution` on refcodec.fast.vnni's AMX kernels: int16 output."""
+    c, h, w = x.shape
+    scale, pad = _geometry(layer)
+    groups, quads = -(-w // vnni.TILE), -(-c // vnni.KSTEP) * (vnni.KSTEP // 4)
+    hp, wp = h + 2 * pad, groups * vnni.TILE + 2 * pad
+    planes = vnni.pack_quads(x, pad, hp, wp, quads)
+    weights, phases, offsets, params = _packed(layer, "amx", _amx_weights)
+    seg = np.array([[(dy * quads * wp + dx) * 4, quads // 16] for dy, dx in offsets], np.int64)
+    lo, hi = RANGES[layer.activation]
+    out = np.empty((layer.bias.shape[0], scale * h, scale * w), np.int16)
+    _amx_correlate(planes, weights, seg, phases, params, lo, hi, out, h, w, groups, scale)
+    return out
+
+
+def _amx_weights(layer: Layer) -> tuple:
+    """The layer in the AMX kernels' layout: (weights, phases, offsets, params).
+
+    weights (blocks of 16 output channels, bytes) uint8: per block, per phase, per tap, per product of
+    64 input channels, A tiles of the high and the low bytes (vnni.amx_weight_tiles). phases: per phase
+    (row parity, column parity, first tap, taps, byte offset of its weights in a block); offsets: the
+    (dy, dx) of every tap, phase after phase; params (blocks, 6, 16) int64: per output channel the rows
+    vnni.CONV_PARAMS: bias, then Round2's (half, shift) of a non-negative and of a negative accumulator and
+    the multiplier of a negative one (spec §5.6: slope, s + 16 for a leaky layer; else 1, s)."""
+    tiles, phases, offsets, at, first = [], [], [], 0, 0
+    for py, px, offs, mats in _phases(layer):
+        t = vnni.amx_weight_tiles(mats)
+        phases.append((py, px, first, len(offs), at))
+        offsets += offs
+        tiles.append(t.reshape(t.shape[0], -1))
+        at += tiles[-1].shape[1]
+        first += len(offs)
+    s = layer.shift.astype(np.int64)
+    slope = leaky_slope(layer)
+    sn = s + LEAKY_BITS if slope else s
+    params = np.stack([layer.bias.astype(np.int64), _half(s), s, _half(sn), sn, np.full_like(s, slope or 1)])
+    params = np.pad(params, ((0, 0), (0, -s.shape[0] % vnni.TILE)), mode="edge")
+    return (np.ascontiguousarray(np.concatenate(tiles, axis=1)), np.array(phases, np.int64), offsets,
+            np.ascontiguousarray(params.reshape(6, -1, vnni.TILE).transpose(1, 0, 2)))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _amx_correlate(planes, weights, seg, phases, params, lo, hi, out, h, w, groups, step):
+    """out[o, step*y + py, step*x + px] = the requantised bias[o] + sums of phase (py, px) for every input row
+    y < h, column x < w and phase (refcodec.fast.vnni.amx_conv; a transposed convolution, step 2:
+    amx_deconv, both column phases at once). One job per output row and block of 16 output channels."""
+    cout, out_h, out_w = out.shape
+    blocks, kstride = weights.shape[0], planes.shape[3]
+    row_bytes, plane_bytes = planes.shape[2] * kstride, planes.shape[1] * planes.shape[2] * kstride
+    chan = out_h * out_w * 2
+    for job in prange(out_h * blocks):
+        oy, b = job // blocks, job % blocks
+        y, py = oy // step, oy % step
+        x = planes.ctypes.data + y * row_bytes
+        o = out.ctypes.data + b * vnni.TILE * chan + oy * out_w * 2
+        n_o = min(vnni.TILE, cout - b * vnni.TILE)
+        wb = weights[b].ctypes.data
+        if step == 1:
+            first, taps, at = phases[0, 2], phases[0, 3], phases[0, 4]
+            vnni.amx_conv(x, plane_bytes, kstride, 16 * kstride, wb + at, wb, groups, seg[first:].ctypes.data, taps,
+                          0, o, chan, w, params[b].ctypes.data, n_o, lo, hi)
+        else:
+            p0, p1 = phases[2 * py], phases[2 * py + 1]  # (py, 0) and (py, 1)
+            vnni.amx_deconv(x, plane_bytes, kstride, 16 * kstride, wb + p0[4], wb + p1[4], groups,
+                            seg[p0[2]:].ctypes.data, p0[3], p1[3], o, chan, w, params[b].ctypes.data, n_o, lo, hi)
+
+
+def _amx_igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """IGDN on refcodec.fast.vnni's AMX kernel: T = beta + the sums of the bytes of gamma times the bytes of x^2
+    (vnni.square_quads); int16 output."""
+    c, h, w = x.shape
+    groups, quads = -(-w // vnni.TILE), -(-c // vnni.KSTEP) * (vnni.KSTEP // 4)
+    x = np.ascontiguousarray(x, np.int16)
+    planes = vnni.square_quads(x, groups * vnni.TILE, quads)
+    gamma, params = _packed(layer, "amx", _amx_gamma)
+    out = np.empty((c, h, w), np.int16)
+    _amx_igdn_rows(planes, gamma, params, x, out, groups)
+    return out
+
+
+def _amx_gamma(layer: Layer) -> tuple:
+    """(gamma's A tiles (vnni.amx_gamma_tiles), params (blocks, 3, 16) int64): per channel the rows
+    vnni.IGDN_PARAMS: beta, and the (scale, half) of :func:`_round2` as the bits of float64 values."""
+    s = layer.shift.astype(np.int64)
+    params = np.stack([layer.beta.astype(np.int64), (0.5**s).view(np.int64),
+                       _half(s).astype(np.float64).view(np.int64)])
+    params = np.pad(params, ((0, 0), (0, -s.shape[0] % vnni.TILE)), mode="edge")
+    blocks = np.ascontiguousarray(params.reshape(3, -1, vnni.TILE).transpose(1, 0, 2))
+    return vnni.amx_gamma_tiles(layer.gamma), blocks
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _amx_igdn_rows(planes, gamma, params, x, out, groups):
+    """out[o, y, x] = :func:`_igdn_value` of x[o, y, x] and T = beta[o] + the sums (refcodec.fast.vnni.amx_igdn).
+    One job per row and block of 16 channels."""
+    c, h, w = out.shape
+    blocks, kstride = gamma.shape[0], planes.shape[3]
+    row_bytes, plane_bytes = planes.shape[2] * kstride, planes.shape[1] * planes.shape[2] * kstride
+    chan = h * w * 2
+    for job in prange(h * blocks):
+        y, b = job // blocks, job % blocks
+        at = b * vnni.TILE * chan + y * w * 2
+        vnni.amx_igdn(planes.ctypes.data + y * row_bytes, plane_bytes, kstride, 16 * kstride, gamma[b].ctypes.data,
+                      groups, gamma.shape[1], out.ctypes.data + at, chan, w, params[b].ctypes.data,
+                      min(vnni.TILE, c - b * vnni.TILE), x.ctypes.data + at)
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:

@@ -1,4 +1,4 @@
-"""Sums of products of the convolutions and IGDN (spec §5.2, §5.4, §5.7) in 16-bit integer SIMD: AVX512-VNNI.
+"""Sums of products of the convolutions and IGDN (spec §5.2, §5.4, §5.7) in integer SIMD: AVX512-VNNI, AMX-INT8.
 
 On a CPU with AVX512-VNNI, the fast path's convolutions, transposed
 convolutions and IGDN norms run their sums of products on ``vpdpwssd``: in each
@@ -7,13 +7,17 @@ of 16 32-bit lanes, acc += a0*b0 + a1*b1 for 16-bit a and b. Two of them make
 times what a 256-bit float64 FMA does. A small kernel written in LLVM IR
 (``_kernel_ir``) is compiled for the host by llvmlite (Numba's own compiler)
 and driven by Numba loops over output rows and channels (refcodec.fast.layers).
-Without AVX512-VNNI, or with NUMBA_DISABLE_JIT, ``AVAILABLE`` is False and
-refcodec.fast.layers uses float64 BLAS; both give the spec's integers.
-``STATUS`` says which case holds. A kernel that fails to build on a CPU that
-has AVX512-VNNI is a bug, not a fallback: ``STATUS`` then names the error
-(tests fail on it) and the float64 path serves.
+Where the CPU also has AMX-INT8 tiles (and the operating system grants the
+process their state), the same sums run on the tile unit instead (below: 16 x
+16 x 64 byte products per instruction), with the requantisation (spec §5.6)
+or the IGDN output (spec §5.4) in the same kernels. Without AVX512-VNNI, or
+with NUMBA_DISABLE_JIT, ``AVAILABLE`` is False and refcodec.fast.layers uses
+float64 BLAS; every path gives the spec's integers. ``STATUS`` and
+``AMX_STATUS`` say which case holds. A kernel that fails to build on a CPU that
+has its instructions is a bug, not a fallback: the status then names the error
+(tests fail on it) and the next path serves.
 
-Exactness. Activations are in ACT_MIN..ACT_MAX (spec §5.1), 16 bits; weights
+Exactness (VNNI). Activations are in ACT_MIN..ACT_MAX (spec §5.1), 16 bits; weights
 are I16 (spec §6.3). Each weight is split w = 256*hi + lo, lo in 0..255 and hi
 in -128..127, both 16-bit. A lane holds the products of one output sample
 with input channel pairs (2p, 2p+1) of one tap, in two sums: lo products
@@ -28,12 +32,41 @@ refcodec.fast.layers._simd_igdn; below 2^53 in total). Every output sample is
 computed by one thread in one fixed order, so thread count cannot matter (and,
 the arithmetic being exact, neither could any order).
 
-Layout. An input (C, H, W) is packed as int16 (Hp, ceil(C/2), Wp, 2): channel
+Layout (VNNI). An input (C, H, W) is packed as int16 (Hp, ceil(C/2), Wp, 2): channel
 pairs interleaved, so 16 consecutive columns of one pair are one 64-byte load,
 and the pairs of a row lie together.
 Weights are packed per block of ``MR`` output channels as int32 pairs
 (segment, pair, r, lo/hi). The kernel computes MR output channels x 16 * NV
 columns of one output row: 2 * MR * NV vector accumulators, all in registers.
+
+Exactness (AMX). A tile product adds to each int32 of a 16 x 16 tile C the 64
+products of a row of A (bytes) and a column of B (bytes), signed or unsigned
+as the instruction says, and wraps on overflow. Convolutions: x = 256*xh + xl
+and w = 256*wh + wl (xh, wh in -128..127, xl, wl in 0..255), so x*w = 2^16
+xh*wh + 2^8 (xh*wl + xl*wh) + xl*wl, three tiles: |xh*wh| <= 2^14, |xh*wl| and
+|xl*wh| <= 128 * 255, xl*wl <= 255^2 < 2^16. A sum of at most ``MAX_KSTEPS`` *
+64 = 32768 channel-taps (a layer of spec §6.3 has at most 25 taps x 768
+channels = 19200; refcodec.fast.layers checks, and a larger layer would use the
+VNNI kernel) is therefore at most 2^29, 2 * 32768 * 32640 < 2^31 and 32768 *
+65025 < 2^31 in magnitude: no tile wraps. The kernel forms a = (C_hh << 16) +
+(C_mid << 8) + C_ll + bias in int64 lanes, the exact sum of spec §5.2 (below
+2^47), and requantises it as spec §5.6 does (Round2 = (a + 2^(s-1)) >> s, the
+negative side of a leaky layer as (a * slope + 2^(s+15)) >> (s + 16), |a *
+slope| < 2^62). IGDN: x^2 < 2^31 in four unsigned bytes, gamma < 2^23 (spec
+§6.4) in three; the 12 byte products (each < 2^16) go to tile i + j, at most 3
+per channel, so a tile sums at most 3 * 512 * 65025 < 2^31 (N <= MAX_CHANNELS = 512, spec §6.2); T = beta + sum_s
+C_s * 2^(8s) in int64 is the exact norm (below 2^53), and the output is the
+float64 computation of refcodec.fast.layers._igdn_value, exact as argued
+there, lane by lane (no fused multiply-add: the kernel's IR allows none).
+
+Layout (AMX). An input is packed as bytes (2, Hp, Cq, Wp, 4) (high and low
+bytes; the squares' four bytes for IGDN): quads of channels, 16 consecutive
+positions of a quad one 64-byte row of a B tile, the quads of a tap 16 such rows
+(64 channels) Wp * 4 bytes apart. Weights (and gamma) are A tiles: 16 output
+channels x 64 input channels of a tap, per product. A tile of sums is 16
+channels x 16 positions, so each output channel's row of positions is stored
+directly into the (C, H, W) output; for a transposed convolution the two
+column phases of an output row are computed together and interleaved.
 """
 
 from __future__ import annotations
@@ -232,3 +265,435 @@ def segments(offsets: list, pairs: int, wp: int) -> np.ndarray:
     """The kernel's (byte offset, pairs) per segment: each tap (dy, dx) split into runs of MAX_PAIRS pairs."""
     return np.array([v for dy, dx in offsets for p0 in range(0, pairs, MAX_PAIRS)
                      for v in (((dy * pairs + p0) * wp + dx) * 4, min(MAX_PAIRS, pairs - p0))], np.int64)
+
+
+# ---------------------------------------------------------------------------
+# AMX-INT8 tiles (see the module docstring): the convolutions' and IGDN's sums on a tile unit
+
+AMX_CONV, AMX_DECONV, AMX_IGDN = "refcodec_amx_conv", "refcodec_amx_deconv", "refcodec_amx_igdn"
+TILE = 16  # a tile of sums: 16 output channels x 16 positions (int32)
+KSTEP = 64  # input channels per tile product: 16 rows of 64 bytes (weights) times 16 rows of 4-channel quads (data)
+MAX_KSTEPS = 512  # tile products per sum: 512 * 64 = 32768 channel-taps keep every int32 lane exact
+NO_AMX = "no AMX-INT8 on this CPU"
+NO_AMX_STATE = "the operating system does not grant this process AMX state"
+V64, V32, V16, VF = "<16 x i64>", "<16 x i32>", "<16 x i16>", "<16 x double>"
+CONV_PARAMS = ("bias", "half_p", "shift_p", "half_n", "shift_n", "mul_n")  # int64 rows of a block's parameters
+IGDN_PARAMS = ("beta", "scale", "half")  # beta int64, scale and half the bits of float64
+# The tile products of IGDN, (byte i of x^2, byte j of gamma), in an order where one operand changes at a time.
+IGDN_PRODUCTS = [(i, j) for j in range(3) for i in (range(4) if j != 1 else range(3, -1, -1))]
+LANES = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
+LANES32 = "<" + ", ".join(f"i32 {i // 2}" for i in range(32)) + ">"  # output column 2r + px: position r
+INTERLEAVE = "<" + ", ".join(f"i32 {i // 2 + 16 * (i % 2)}" for i in range(32)) + ">"
+
+
+class _IR:
+    """A little LLVM IR writer: ``v(text)`` appends ``%tN = text`` and returns ``%tN``; ``op(text)`` appends."""
+
+    def __init__(self) -> None:
+        self.lines: list = []
+        self.n = 0
+
+    def op(self, text: str) -> None:
+        self.lines.append(text if text.endswith(":") or text.startswith(("define", "}")) else "  " + text)
+
+    def v(self, text: str) -> str:
+        self.n += 1
+        self.op(f"%t{self.n} = {text}")
+        return f"%t{self.n}"
+
+    def ptr(self, address: str) -> str:
+        return self.v(f"inttoptr i64 {address} to ptr")
+
+    def add(self, a: str, b) -> str:
+        return self.v(f"add i64 {a}, {b}")
+
+    def tile(self, kind: str, *args) -> None:
+        """A tile operation: load (tile, address, stride), store (tile, address), zero (tile), dp (signs, c, a, b)."""
+        if kind == "load":
+            self.op(f"call void @llvm.x86.tileloadd64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 {args[2]})")
+        elif kind == "store":
+            self.op(f"call void @llvm.x86.tilestored64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 64)")
+        elif kind == "zero":
+            self.op(f"call void @llvm.x86.tilezero(i8 {args[0]})")
+        else:
+            self.op(f"call void @llvm.x86.tdpb{args[0]}d(i8 {args[1]}, i8 {args[2]}, i8 {args[3]})")
+
+    def splat(self, ty: str, value: str) -> str:
+        """A vector of 16 ``value`` (an i64 or double)."""
+        scalar = "double" if ty == VF else "i64"
+        first = self.v(f"insertelement {ty} undef, {scalar} {value}, i32 0")
+        return self.v(f"shufflevector {ty} {first}, {ty} undef, <16 x i32> zeroinitializer")
+
+    def param(self, ty: str, base: str, row: int) -> str:
+        """Parameter ``row`` of channel %n (int64 rows of 16 at ``base``), as 16 equal lanes of ``ty``."""
+        at = self.add(base, self.v(f"shl i64 {self.add('%n', 16 * row)}, 3"))
+        value = self.v(f"load i64, ptr {self.ptr(at)}, align 8")
+        if ty == VF:
+            value = self.v(f"bitcast i64 {value} to double")
+        return self.splat(ty, value)
+
+    def select(self, cond: str, ty: str, a: str, b: str) -> str:
+        return self.v(f"select <16 x i1> {cond}, {ty} {a}, {ty} {b}")
+
+    def clip(self, ty: str, v: str, lo: str, hi: str) -> str:
+        """min(max(v, lo), hi) lane by lane."""
+        lt, gt = ("fcmp olt", "fcmp ogt") if ty == VF else ("icmp slt", "icmp sgt")
+        v = self.select(self.v(f"{lt} {ty} {v}, {lo}"), ty, lo, v)
+        return self.select(self.v(f"{gt} {ty} {v}, {hi}"), ty, hi, v)
+
+
+def _const(value: int) -> str:
+    return "<" + ", ".join([f"i64 {value}"] * 16) + ">"
+
+
+_DECLARATIONS = [
+    "declare void @llvm.x86.ldtilecfg(ptr)",
+    "declare void @llvm.x86.tilerelease()",
+    "declare void @llvm.x86.tilezero(i8 immarg)",
+    "declare void @llvm.x86.tileloadd64(i8 immarg, ptr, i64)",
+    "declare void @llvm.x86.tilestored64(i8 immarg, ptr, i64)",
+    *[f"declare void @llvm.x86.tdpb{s}d(i8 immarg, i8 immarg, i8 immarg)" for s in ("ss", "su", "us", "uu")],
+    f"declare void @llvm.masked.store.v16i16.p0({V16}, ptr, i32 immarg, <16 x i1>)",
+    "declare void @llvm.masked.store.v32i16.p0(<32 x i16>, ptr, i32 immarg, <32 x i1>)",
+    f"declare {V16} @llvm.masked.load.v16i16.p0(ptr, i32 immarg, <16 x i1>, {V16})",
+    f"declare {VF} @llvm.sqrt.v16f64({VF})",
+    f"declare {VF} @llvm.floor.v16f64({VF})",
+    # palette 1; tiles 0-7: 64 bytes a row (u16 at 16 + 2t), 16 rows (u8 at 48 + t)
+    '@cfg = private constant [64 x i8] c"\\01' + "\\00" * 15 + "\\40\\00" * 8 + "\\00" * 16 + "\\10" * 8
+    + "\\00" * 8 + '"',
+]
+
+
+def _begin(ir: _IR, name: str, args: list, buffers: int) -> None:
+    """A kernel's entry: the tile configuration, a 64-byte aligned buffer %buf of ``buffers`` KiB, and the loop
+    over groups of 16 positions (%g; %left: the positions from 16g to %n_valid; %gx = %x + 64g)."""
+    ir.op(f"define void @{name}({', '.join('i64 %' + a for a in args)}) {{")
+    ir.op("entry:")
+    ir.op(f"%buf = alloca [{256 * buffers} x i32], align 64")
+    ir.op("%bufi = ptrtoint ptr %buf to i64")
+    ir.op("call void @llvm.x86.ldtilecfg(ptr @cfg)")
+    ir.op("br label %group")
+    ir.op("group:")
+    ir.op("%g = phi i64 [0, %entry], [%g1, %rows_done]")
+    ir.op("%g16 = shl i64 %g, 4")
+    ir.op("%left = sub i64 %n_valid, %g16")
+    ir.op("%gx = add i64 %x, " + ir.v("shl i64 %g, 6"))
+
+
+def _position_mask(ir: _IR) -> None:
+    """%mask: lane r < %left, the positions of the group inside the row."""
+    left = ir.v(f"trunc i64 {ir.v('select i1 ' + ir.v('icmp slt i64 %left, 16') + ', i64 %left, i64 16')} to i32")
+    left = ir.v(f"shufflevector <16 x i32> {ir.v(f'insertelement <16 x i32> undef, i32 {left}, i32 0')}, "
+                "<16 x i32> undef, <16 x i32> zeroinitializer")
+    ir.op(f"%mask = icmp ult <16 x i32> {LANES}, {left}")
+
+
+def _rows(ir: _IR, label: str) -> None:
+    """The loop over the %n_o channel rows (%n) of the group; block ``label`` precedes it."""
+    ir.op("br label %rows")
+    ir.op("rows:")
+    ir.op(f"%n = phi i64 [0, %{label}], [%n1, %rows]")
+
+
+def _end(ir: _IR) -> None:
+    ir.op("%n1 = add i64 %n, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %n1, %n_o") + ", label %rows, label %rows_done")
+    ir.op("rows_done:")
+    ir.op("%g1 = add i64 %g, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %g1, %ng") + ", label %group, label %done")
+    ir.op("done:")
+    ir.op("call void @llvm.x86.tilerelease()")
+    ir.op("ret void")
+    ir.op("}")
+
+
+def _tile_row(ir: _IR, buffer: int, tile: int) -> str:
+    """Row %n of the ``tile``-th tile stored in KiB ``buffer`` + tile of %buf, as 16 int64 lanes."""
+    p = ir.v(f"getelementptr {V32}, ptr %buf, i64 {ir.add('%n', 16 * (buffer + tile))}")
+    return ir.v(f"sext {V32} {ir.v(f'load {V32}, ptr {p}, align 64')} to {V64}")
+
+
+def _conv_sums(ir: _IR, phase: int) -> None:
+    """Tiles 0-2 = the sums of one phase (its segments from %seg + 16 * first), stored at KiB 3 * phase of %buf."""
+    name = f"p{phase}"
+    for t in range(3):
+        ir.tile("zero", t)
+    first = "0" if phase == 0 else "%nseg0"
+    count = "%nseg0" if phase == 0 else "%nseg1"
+    weights = "%w" if phase == 0 else "%w1"
+    entry = "group" if phase == 0 else "p0_done"
+    ir.op(f"br label %{name}_seg")
+    ir.op(f"{name}_seg:")
+    ir.op(f"%{name}_s = phi i64 [0, %{entry}], [%{name}_s1, %{name}_segdone]")
+    ir.op(f"%{name}_ws = phi i64 [{weights}, %{entry}], [%{name}_wk1, %{name}_segdone]")
+    at = ir.v(f"shl i64 {ir.add(f'%{name}_s', first)}, 4")
+    off = ir.v(f"load i64, ptr {ir.ptr(ir.add('%seg', at))}, align 8")
+    ir.op(f"%{name}_nk = load i64, ptr {ir.ptr(ir.add(ir.add('%seg', at), 8))}, align 8")
+    ir.op(f"%{name}_a0 = add i64 %gx, {off}")
+    ir.op(f"br label %{name}_k")
+    ir.op(f"{name}_k:")
+    ir.op(f"%{name}_k0 = phi i64 [0, %{name}_seg], [%{name}_k1, %{name}_k]")
+    ir.op(f"%{name}_wk = phi i64 [%{name}_ws, %{name}_seg], [%{name}_wk1, %{name}_k]")
+    ir.op(f"%{name}_a = phi i64 [%{name}_a0, %{name}_seg], [%{name}_a1, %{name}_k]")
+    ir.tile("load", 4, f"%{name}_wk", 64)
+    ir.tile("load", 5, ir.add(f"%{name}_wk", 1024), 64)
+    ir.tile("load", 6, f"%{name}_a", "%kstride")
+    ir.tile("load", 7, ir.add(f"%{name}_a", "%lo"), "%kstride")
+    for signs, c, a, b in (("ss", 0, 4, 6), ("su", 1, 4, 7), ("us", 1, 5, 6), ("uu", 2, 5, 7)):
+        ir.tile("dp", signs, c, a, b)
+    ir.op(f"%{name}_k1 = add i64 %{name}_k0, 1")
+    ir.op(f"%{name}_wk1 = add i64 %{name}_wk, 2048")
+    ir.op(f"%{name}_a1 = add i64 %{name}_a, %kstep")
+    ir.op("br i1 " + ir.v(f"icmp slt i64 %{name}_k1, %{name}_nk") + f", label %{name}_k, label %{name}_segdone")
+    ir.op(f"{name}_segdone:")
+    ir.op(f"%{name}_s1 = add i64 %{name}_s, 1")
+    ir.op("br i1 " + ir.v(f"icmp slt i64 %{name}_s1, {count}") + f", label %{name}_seg, label %{name}_done")
+    ir.op(f"{name}_done:")
+    for t in range(3):
+        ir.tile("store", t, ir.add("%bufi", 1024 * (3 * phase + t)))
+
+
+def _requantized(ir: _IR, buffer: int, p: dict, lo: str, hi: str) -> str:
+    """Channel %n's 16 accumulators a = (tile0 << 16) + (tile1 << 8) + tile2 + bias of the tiles at KiB
+    ``buffer`` of %buf, requantised (spec §5.6): Clip3(lo, hi, (a * m + half) >> s), (m, half, s) =
+    (mul_n, half_n, shift_n) where a < 0, else (1, half_p, shift_p), from the parameter lanes ``p``; as
+    int16 lanes."""
+    hh, mid, ll = (_tile_row(ir, buffer, t) for t in range(3))
+    a = ir.v(f"add {V64} {ir.v(f'shl {V64} {hh}, {_const(16)}')}, {ir.v(f'shl {V64} {mid}, {_const(8)}')}")
+    a = ir.v(f"add {V64} {a}, {ir.v(f'add {V64} {ll}, ' + p['bias'])}")
+    neg = ir.v(f"icmp slt {V64} {a}, zeroinitializer")
+    mul = ir.select(neg, V64, p["mul_n"], _const(1))
+    half = ir.select(neg, V64, p["half_n"], p["half_p"])
+    shift = ir.select(neg, V64, p["shift_n"], p["shift_p"])
+    v = ir.v(f"add {V64} {ir.v(f'mul {V64} {a}, {mul}')}, {half}")
+    v = ir.v(f"ashr {V64} {v}, {shift}")
+    return ir.v(f"trunc {V64} {ir.clip(V64, v, lo, hi)} to {V16}")
+
+
+def _amx_conv_ir(ir: _IR, phases: int) -> None:
+    """``amx_conv`` (one phase) or ``amx_deconv`` (two: px = 0, 1), all i64 arguments, addresses and strides in
+    bytes: one output row of a block of 16 output channels.
+
+    Arguments: x, lo, kstride, kstep, w, w1, ng, seg, nseg0, nseg1, out, chan, n_valid, params, n_o, act_lo,
+    act_hi. For each group g < ng of 16 positions (input columns 16g .. 16g + 15), for each phase: tiles
+    0-2 = 0; for each of its segments s (seg[2s]: the byte offset of its tap from x, seg[2s+1]: its tile
+    products, >= 1; phase 1's follow phase 0's nseg0) and each product k: A = 2 KiB of weights (16 output
+    channels x 64 input channels: high bytes, tile 4, then low bytes, tile 5) read on from w (phase 0) or
+    w1 (phase 1); B = 16 quads of input channels x 16 positions x 4 bytes at x + 64g + offset + k * kstep,
+    quads kstride bytes apart: high bytes (tile 6) and low bytes, ``lo`` bytes further (tile 7); tile 0 +=
+    A_hi B_hi (ss), tile 1 += A_hi B_lo (su) + A_lo B_hi (us), tile 2 += A_lo B_lo (uu). Then for each
+    channel n < n_o, the requantised sums (:func:`_requantized`; ``params``: rows CONV_PARAMS of 16 int64)
+    of the positions 16g + r < n_valid are stored as int16 at out + n * chan + 2 * column: column 16g + r
+    (one phase), or 32g + 2r + px (two)."""
+    args = ["x", "lo", "kstride", "kstep", "w", "w1", "ng", "seg", "nseg0", "nseg1", "out", "chan", "n_valid",
+            "params", "n_o", "act_lo", "act_hi"]
+    _begin(ir, AMX_CONV if phases == 1 else AMX_DECONV, args, 3 * phases)
+    for p in range(phases):
+        _conv_sums(ir, p)
+    lo, hi = ir.splat(V64, "%act_lo"), ir.splat(V64, "%act_hi")
+    _position_mask(ir)
+    _rows(ir, f"p{phases - 1}_done")
+    params = {name: ir.param(V64, "%params", k) for k, name in enumerate(CONV_PARAMS)}
+    values = [_requantized(ir, 3 * p, params, lo, hi) for p in range(phases)]
+    row = ir.add("%out", ir.v("mul i64 %n, %chan"))
+    if phases == 1:
+        at = ir.ptr(ir.add(row, ir.v("shl i64 %g, 5")))
+        ir.op(f"call void @llvm.masked.store.v16i16.p0({V16} {values[0]}, ptr {at}, i32 2, <16 x i1> %mask)")
+    else:
+        both = ir.v(f"shufflevector {V16} {values[0]}, {V16} {values[1]}, <32 x i32> {INTERLEAVE}")
+        mask = ir.v(f"shufflevector <16 x i1> %mask, <16 x i1> undef, <32 x i32> {LANES32}")
+        at = ir.ptr(ir.add(row, ir.v("shl i64 %g, 6")))
+        ir.op(f"call void @llvm.masked.store.v32i16.p0(<32 x i16> {both}, ptr {at}, i32 2, <32 x i1> {mask})")
+    _end(ir)
+
+
+def _amx_igdn_ir(ir: _IR) -> None:
+    """``amx_igdn(x, plane, kstride, kstep, w, ng, nk, out, chan, n_valid, params, n_o, xin)``, all i64 (addresses
+    and strides in bytes): one row of a block of 16 channels of IGDN.
+
+    For each group g < ng of 16 positions: tiles 0-5 = 0; for each of the nk tile products k and each
+    (i, j) of IGDN_PRODUCTS: A = byte j of gamma, 16 channels x 64 bytes at w + 3 KiB * k + 1 KiB * j (tile
+    6), B = byte i of x^2, 16 quads x 16 positions x 4 bytes at x + i * plane + 64g + k * kstep, quads
+    kstride bytes apart (tile 7); tile i + j += A B (uu: unsigned bytes). Then for each channel n < n_o,
+    with T = beta + sum_s tile_s << 8s and the int16 x at xin + n * chan + 2 * (16g + r) of the positions
+    16g + r < n_valid, Clip3(ACT_MIN, ACT_MAX, floor((x * Isqrt(T) + half) * scale)) is stored as int16 at
+    out + n * chan + 2 * (16g + r): the float64 operations of refcodec.fast.layers._igdn_value, lane by lane.
+    ``params``: the rows IGDN_PARAMS of 16 values each."""
+    _begin(ir, AMX_IGDN, ["x", "plane", "kstride", "kstep", "w", "ng", "nk", "out", "chan", "n_valid", "params",
+                          "n_o", "xin"], 6)
+    for tile in range(6):
+        ir.tile("zero", tile)
+    ir.op("br label %k")
+    ir.op("k:")
+    ir.op("%k0 = phi i64 [0, %group], [%k1, %k]")
+    ir.op("%wk = phi i64 [%w, %group], [%wk1, %k]")
+    ir.op("%a = phi i64 [%gx, %group], [%a1, %k]")
+    held_a = held_b = None
+    for i, j in IGDN_PRODUCTS:
+        if j != held_a:
+            ir.tile("load", 6, ir.add("%wk", 1024 * j), 64)
+            held_a = j
+        if i != held_b:
+            ir.tile("load", 7, ir.add("%a", ir.v(f"mul i64 %plane, {i}")), "%kstride")
+            held_b = i
+        ir.tile("dp", "uu", i + j, 6, 7)
+    ir.op("%k1 = add i64 %k0, 1")
+    ir.op("%wk1 = add i64 %wk, 3072")
+    ir.op("%a1 = add i64 %a, %kstep")
+    ir.op("br i1 " + ir.v("icmp slt i64 %k1, %nk") + ", label %k, label %sums")
+    ir.op("sums:")
+    for tile in range(6):
+        ir.tile("store", tile, ir.add("%bufi", 1024 * tile))
+    _position_mask(ir)
+    one, act_lo, act_hi = ir.splat(VF, "1.0"), ir.splat(VF, "-32768.0"), ir.splat(VF, "32767.0")
+    _rows(ir, "sums")
+    t = ir.param(V64, "%params", 0)
+    for s in range(6):
+        row = _tile_row(ir, 0, s)
+        t = ir.v(f"add {V64} {t}, {ir.v(f'shl {V64} {row}, {_const(8 * s)}') if s else row}")
+    scale, half = ir.param(VF, "%params", 1), ir.param(VF, "%params", 2)
+    tf = ir.v(f"sitofp {V64} {t} to {VF}")
+    r = ir.v(f"call {VF} @llvm.sqrt.v16f64({VF} {tf})")
+    r = ir.v(f"call {VF} @llvm.floor.v16f64({VF} {r})")
+    over = ir.v(f"fcmp ogt {VF} {ir.v(f'fmul {VF} {r}, {r}')}, {tf}")
+    r = ir.v(f"fsub {VF} {r}, {ir.select(over, VF, one, 'zeroinitializer')}")
+    r1 = ir.v(f"fadd {VF} {r}, {one}")
+    under = ir.v(f"fcmp ole {VF} {ir.v(f'fmul {VF} {r1}, {r1}')}, {tf}")
+    r = ir.v(f"fadd {VF} {r}, {ir.select(under, VF, one, 'zeroinitializer')}")
+    offset = ir.add(ir.v("mul i64 %n, %chan"), ir.v("shl i64 %g, 5"))
+    xp = ir.ptr(ir.add("%xin", offset))
+    xv = ir.v(f"call {V16} @llvm.masked.load.v16i16.p0(ptr {xp}, i32 2, <16 x i1> %mask, {V16} zeroinitializer)")
+    a = ir.v(f"fmul {VF} {ir.v(f'sitofp {V16} {xv} to {VF}')}, {r}")
+    q = ir.v(f"fmul {VF} {ir.v(f'fadd {VF} {a}, {half}')}, {scale}")
+    q = ir.clip(VF, ir.v(f"call {VF} @llvm.floor.v16f64({VF} {q})"), act_lo, act_hi)
+    q = ir.v(f"fptosi {VF} {q} to {V16}")
+    ir.op(f"call void @llvm.masked.store.v16i16.p0({V16} {q}, ptr {ir.ptr(ir.add('%out', offset))}, i32 2, "
+          "<16 x i1> %mask)")
+    _end(ir)
+
+
+def amx_ir() -> str:
+    """The LLVM IR module of the AMX kernels."""
+    kernels = []
+    for build in (lambda ir: _amx_conv_ir(ir, 1), lambda ir: _amx_conv_ir(ir, 2), _amx_igdn_ir):
+        ir = _IR()
+        build(ir)
+        kernels += ir.lines
+    return "\n".join(_DECLARATIONS + kernels)
+
+
+def _request_amx_state() -> bool:
+    """Ask Linux for AMX tile data in this process (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA): True if granted."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    arch_prctl, req_xcomp_perm, xtiledata = 158, 0x1023, 18
+    return libc.syscall(arch_prctl, req_xcomp_perm, ctypes.c_ulong(xtiledata)) == 0
+
+
+def _compile_amx() -> tuple:
+    """Build the AMX kernels for the host CPU, callable from Numba by their names: (engine or None, status)."""
+    import llvmlite.binding as llvm
+
+    if config.DISABLE_JIT:
+        return None, NO_JIT
+    features = llvm.get_host_cpu_features()
+    if not (features.get("amx-int8") and features.get("amx-tile") and features.get("avx512dq")
+            and features.get("avx512bw")):
+        return None, NO_AMX
+    if not _request_amx_state():
+        return None, NO_AMX_STATE
+    try:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        machine = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=features.flatten(), opt=3)
+        module = llvm.parse_assembly(amx_ir())
+        module.verify()
+        engine = llvm.create_mcjit_compiler(module, machine)
+        engine.finalize_object()
+        for name in (AMX_CONV, AMX_DECONV, AMX_IGDN):
+            llvm.add_symbol(name, engine.get_function_address(name))
+        return engine, BUILT
+    except Exception as e:
+        return None, f"the AMX kernels failed to build: {type(e).__name__}: {e}"
+
+
+_AMX_ENGINE, AMX_STATUS = _compile_amx()
+AMX_AVAILABLE = AMX_STATUS == BUILT
+amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * 17))
+amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * 17))
+amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 13))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def pack_quads(x, pad, hp, wp, cq):
+    """x (C, H, W) -> (2, hp, cq, wp * 4) uint8: the high bytes (x >> 8, two's complement) and the low bytes
+    (x & 255) of x[4q + e, y, x] at [., pad + y, q, 4 * (pad + x) + e], zero elsewhere."""
+    c, h, w = x.shape
+    out = np.zeros((2, hp, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
+    for i in prange(h * cq):
+        y, q = i // cq, i % cq
+        hi, lo = out[0, pad + y, q, pad : pad + w], out[1, pad + y, q, pad : pad + w]
+        n = min(4, c - 4 * q)
+        if n <= 0:
+            continue
+        x0, x1, x2, x3 = x[4 * q, y], x[4 * q + min(1, n - 1), y], x[4 * q + min(2, n - 1), y], x[4 * q + n - 1, y]
+        k1, k2, k3 = np.int32(n > 1), np.int32(n > 2), np.int32(n > 3)
+        for col in range(w):
+            v0, v1 = np.int32(x0[col]), np.int32(x1[col]) * k1
+            v2, v3 = np.int32(x2[col]) * k2, np.int32(x3[col]) * k3
+            hi[col] = np.uint32(((v0 >> 8) & 255) | (((v1 >> 8) & 255) << 8) | (((v2 >> 8) & 255) << 16)
+                                | ((v3 >> 8) << 24))
+            lo[col] = np.uint32((v0 & 255) | ((v1 & 255) << 8) | ((v2 & 255) << 16) | (v3 << 24))
+    return out.view(np.uint8)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def square_quads(x, wp, cq):
+    """x (C, H, W) -> (4, H, cq, wp * 4) uint8: byte i of x[4q + e, y, x]^2 (< 2^31) at [i, y, q, 4x + e], zero
+    elsewhere."""
+    c, h, w = x.shape
+    out = np.zeros((4, h, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
+    for j in prange(h * cq):
+        y, q = j // cq, j % cq
+        n = min(4, c - 4 * q)
+        if n <= 0:
+            continue
+        x0, x1, x2, x3 = x[4 * q, y], x[4 * q + min(1, n - 1), y], x[4 * q + min(2, n - 1), y], x[4 * q + n - 1, y]
+        k1, k2, k3 = np.uint32(n > 1), np.uint32(n > 2), np.uint32(n > 3)
+        d0, d1, d2, d3 = out[0, y, q], out[1, y, q], out[2, y, q], out[3, y, q]
+        for col in range(w):
+            s0, s1 = np.uint32(np.int32(x0[col]) ** 2), np.uint32(np.int32(x1[col]) ** 2) * k1  # <= 2^30
+            s2, s3 = np.uint32(np.int32(x2[col]) ** 2) * k2, np.uint32(np.int32(x3[col]) ** 2) * k3
+            d0[col] = (s0 & 255) | ((s1 & 255) << 8) | ((s2 & 255) << 16) | (s3 << 24)
+            d1[col] = ((s0 >> 8) & 255) | (((s1 >> 8) & 255) << 8) | (((s2 >> 8) & 255) << 16) | ((s3 >> 8) << 24)
+            d2[col] = ((s0 >> 16) & 255) | (((s1 >> 16) & 255) << 8) | (((s2 >> 16) & 255) << 16) | ((s3 >> 16) << 24)
+            d3[col] = (s0 >> 24) | ((s1 >> 24) << 8) | ((s2 >> 24) << 16) | ((s3 >> 24) << 24)
+    return out.view(np.uint8)
+
+
+def amx_weight_tiles(mats: list) -> np.ndarray:
+    """Per-tap (Cout, Cin) weight matrices -> uint8 (blocks of 16 output channels, taps, products, 2, 16, 64):
+    A tiles of the high bytes (w >> 8, two's complement) and the low bytes (w & 255); row n, byte k holds
+    output channel 16 * block + n and input channel 64 * product + k."""
+    w = np.stack(mats).astype(np.int64)  # (T, Cout, Cin)
+    taps, cout, cin = w.shape
+    w = np.pad(w, ((0, 0), (0, -cout % TILE), (0, -cin % KSTEP)))
+    halves = np.stack([(w >> 8) & 255, w & 255]).astype(np.uint8)  # (2, T, Cout', Cin')
+    tiles = halves.reshape(2, taps, w.shape[1] // TILE, TILE, w.shape[2] // KSTEP, KSTEP)
+    return np.ascontiguousarray(tiles.transpose(2, 1, 4, 0, 3, 5))  # (block, tap, k, half, n, byte)
+
+
+def amx_gamma_tiles(gamma: np.ndarray) -> np.ndarray:
+    """IGDN's gamma (C, C), 0 <= gamma < 2^23 -> uint8 (blocks of 16, products, 3, 16, 64): A tiles of its bytes
+    0, 1, 2; row n, byte k holds gamma[16 * block + n][64 * product + k]."""
+    g = gamma.astype(np.int64)
+    c = g.shape[0]
+    g = np.pad(g, ((0, -c % TILE), (0, -c % KSTEP)))
+    parts = np.stack([(g >> (8 * i)) & 255 for i in range(3)]).astype(np.uint8)  # (3, C', C'')
+    tiles = parts.reshape(3, g.shape[0] // TILE, TILE, g.shape[1] // KSTEP, KSTEP)
+    return np.ascontiguousarray(tiles.transpose(1, 3, 0, 2, 4))  # (block, k, byte, n, byte k)
