@@ -115,3 +115,52 @@ def test_amx_kernels_build_wherever_the_cpu_has_them():
     """No AMX-INT8 (or no JIT, or an OS that does not grant tile state) is a reason to use the VNNI kernel; AMX
     kernels that fail to build on a CPU that has them are a bug (refcodec.fast.vnni)."""
     assert vnni.AMX_STATUS in (vnni.BUILT, vnni.NO_AMX, vnni.NO_AMX_STATE, vnni.NO_JIT), vnni.AMX_STATUS
+
+
+def _joint_case(seed: int, m: int, stress: bool) -> tuple:
+    """(model, stream header, hyper parameters, latents y) of a random joint model with M = m and a stream of
+    random latents on a 3 x 7 latent grid (coded by the reference encoder)."""
+    from test_bands import lively
+
+    from refcodec.conformance.models import random_model
+    from refcodec.decoder import latents
+    from refcodec.decoder.bitstream import parse_stream
+    from refcodec.decoder.decoding import gained
+    from refcodec.decoder.model import load_model
+    from refcodec.encoder.encode import code_latents
+
+    rng = np.random.default_rng(seed)
+    data = random_model(rng, 2, m, stress=stress, architecture="joint", levels=int(rng.integers(1, 9)),
+                        mean_shift=int(rng.choice([0, 3])))
+    model = load_model(data if stress else lively(data))
+    y = rng.integers(-100, 100, (m, 3, 7)) << model.mean_shift
+    z = rng.integers(-20, 20, (2, 1, 2))
+    stream, _ = code_latents(y, model, 7 * 16, 3 * 16, "reference", z)
+    header = parse_stream(stream)
+    z_hat = latents.decode_latents(header.z_data, model.z_table, (2, 1, 2), "z", latents.LatentReader,
+                                   model.z_median, model.z_shift)
+    params = latents.hyper_synthesis(gained(z_hat, model.z_gain, None), model, 3, 7, layers)
+    return model, header, params, y
+
+
+@pytest.mark.parametrize("name", [n for n in MODES if n != "amx"])
+@pytest.mark.parametrize("m", [1, 3, 20, 33])
+@pytest.mark.parametrize("stress", [False, True])
+def test_joint_rows(name, m, stress):
+    """Spec §8.10 on refcodec.fast.joint's kernels (VNNI: partial sums of the rows above and of the hyper
+    parameters per row, then matrix-vector products; float64: one loop), decoding and encoding, for M whose
+    2M, E1 = 10M // 3 and E2 = 8M // 3 fall inside or across the kernels' blocks (E1 odd for M = 1), and
+    models at the bounds of spec §6.4: the reference decoder's and encoder's latents and table rows."""
+    from refcodec.decoder import latents
+    from refcodec.encoder import latents as encoder_latents
+    from refcodec.fast import joint
+
+    model, header, params, y = _joint_case(m * 10 + stress, m, stress)
+    want = latents.decode_joint(header.y_data, model, params, latents.LatentReader)
+    want_coded = encoder_latents.code_joint(y, model, params)
+    with mode(name):
+        got = latents.decode_joint(header.y_data, model, params, joint.LatentReader)
+        got_coded = joint.code_joint(y, model, params)
+    assert np.array_equal(got, want)
+    for a, b in zip(got_coded, want_coded, strict=True):
+        assert np.array_equal(a, b)

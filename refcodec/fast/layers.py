@@ -382,15 +382,13 @@ def _amx_correlate(planes, weights, seg, phases, params, lo, hi, out, h, w, grou
 
 
 def _amx_igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
-    """IGDN on refcodec.fast.vnni's AMX kernel: T = beta + the sums of the bytes of gamma times the bytes of x^2
-    (vnni.square_quads); int16 output."""
+    """IGDN on refcodec.fast.vnni's AMX kernel: T = beta + the sums of the bytes of gamma times the bytes of x^2;
+    int16 output."""
     c, h, w = x.shape
-    groups, quads = -(-w // vnni.TILE), -(-c // vnni.KSTEP) * (vnni.KSTEP // 4)
     x = np.ascontiguousarray(x, np.int16)
-    planes = vnni.square_quads(x, groups * vnni.TILE, quads)
     gamma, params = _packed(layer, "amx", _amx_gamma)
     out = np.empty((c, h, w), np.int16)
-    _amx_igdn_rows(planes, gamma, params, x, out, groups)
+    _amx_igdn_rows(gamma, params, x, out, -(-w // vnni.TILE))
     return out
 
 
@@ -406,19 +404,13 @@ def _amx_gamma(layer: Layer) -> tuple:
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _amx_igdn_rows(planes, gamma, params, x, out, groups):
+def _amx_igdn_rows(gamma, params, x, out, groups):
     """out[o, y, x] = :func:`_igdn_value` of x[o, y, x] and T = beta[o] + the sums (refcodec.fast.vnni.amx_igdn).
-    One job per row and block of 16 channels."""
+    One job per row."""
     c, h, w = out.shape
-    blocks, kstride = gamma.shape[0], planes.shape[3]
-    row_bytes, plane_bytes = planes.shape[2] * kstride, planes.shape[1] * planes.shape[2] * kstride
-    chan = h * w * 2
-    for job in prange(h * blocks):
-        y, b = job // blocks, job % blocks
-        at = b * vnni.TILE * chan + y * w * 2
-        vnni.amx_igdn(planes.ctypes.data + y * row_bytes, plane_bytes, kstride, 16 * kstride, gamma[b].ctypes.data,
-                      groups, gamma.shape[1], out.ctypes.data + at, chan, w, params[b].ctypes.data,
-                      min(vnni.TILE, c - b * vnni.TILE), x.ctypes.data + at)
+    for y in prange(h):
+        vnni.amx_igdn(x.ctypes.data + y * w * 2, h * w * 2, c, gamma.ctypes.data, gamma.shape[0], gamma.shape[1],
+                      groups, w, out.ctypes.data + y * w * 2, params.ctypes.data)
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:

@@ -4,8 +4,11 @@ Same signatures, byte-identical streams, identical values and identical errors (
 clause). Single-threaded by nature (rANS is sequential), so results never depend on the
 thread count. The state x < 2^63 always fits int64, so the kernels use int64 throughout;
 the encoder tests x >= f * 2^47 as (x >> 47) >= f, which cannot overflow. The symbol search
-is a branchless binary search: its step count depends only on cdf_length (at most 12 steps
-for rows of up to 4096 entries), which measured faster than a branching one.
+starts from a table of each row's symbols at every multiple of 2^LUT_SHIFT (``symbol_lut``:
+LUT_SIZE + 1 entries a row, 33 KB for 64 rows, where the rows themselves may take 800 KB and
+each step of a search over a whole row is a cache miss): the symbol of cf lies between the
+entries of cf >> LUT_SHIFT and the next, and a branchless binary search finds it there
+(usually none or one step).
 
 Kernels return (code, where) instead of raising; the wrappers raise what the reference raises.
 """
@@ -24,6 +27,8 @@ OK, ENDS_EARLY, TOO_MANY_NIBBLES, LEFT_OVER, BAD_FINAL_STATE, NEEDS_TOO_MANY_NIB
 OUT_OF_RANGE = 100  # a decoded latent outside ACT_MIN..ACT_MAX (spec §8.3, §8.8)
 MASK32 = (1 << 32) - 1
 VALUE_LIMIT = 1 << 40  # |value| beyond this is certainly unencodable; keeps value - offset exact
+LUT_SHIFT = 8  # symbol_lut: one entry per 2^8 values of cf
+LUT_SIZE = 1 << (PRECISION - LUT_SHIFT)
 
 
 @njit(cache=True, nogil=True)
@@ -37,11 +42,30 @@ def _renormalize(x, words, p):
 
 
 @njit(cache=True, nogil=True)
-def decode_value(x, p, words, cdf, cdf_length, offset, r):
-    """RansDecodeValue (spec §3.3-§3.5) with row r: (code, x, p, value); code != OK on an error."""
+def symbol_lut(cdf, cdf_length):
+    """lut[r, j] = the symbol s of row r whose interval [cdf[r, s], cdf[r, s + 1]) holds j * 2^LUT_SHIFT, for
+    j < LUT_SIZE, and lut[r, LUT_SIZE] = the last symbol, cdf_length[r] - 2 (rows strictly increasing from 0
+    to 2^16, spec §4.2)."""
+    lut = np.empty((cdf.shape[0], LUT_SIZE + 1), np.int32)
+    for r in range(cdf.shape[0]):
+        s, last = 0, cdf_length[r] - 2
+        for j in range(LUT_SIZE):
+            while s < last and cdf[r, s + 1] <= j << LUT_SHIFT:
+                s += 1
+            lut[r, j] = s
+        lut[r, LUT_SIZE] = last
+    return lut
+
+
+@njit(cache=True, nogil=True)
+def decode_value(x, p, words, cdf, cdf_length, offset, lut, r):
+    """RansDecodeValue (spec §3.3-§3.5) with row r: (code, x, p, value); code != OK on an error. ``lut``:
+    symbol_lut of the table."""
     cf = x & 0xFFFF
-    lo, n = 0, cdf_length[r] - 1  # spec §3.3: the symbol is in lo .. lo + n - 1
-    while n > 1:  # branchless: the step count depends only on cdf_length
+    # spec §3.3: the symbol is the largest s <= cdf_length[r] - 2 with cdf[r, s] <= cf; it lies in lo .. lo + n - 1
+    lo = lut[r, cf >> LUT_SHIFT]
+    n = lut[r, (cf >> LUT_SHIFT) + 1] - lo + 1
+    while n > 1:  # branchless
         half = n >> 1
         lo = lo + half if cdf[r, lo + half] <= cf else lo
         n -= half
@@ -87,8 +111,9 @@ def exit_check(x, p, words):
 def _decode(words, indexes, cdf, cdf_length, offset, out):
     """Decode out[i] with row indexes[i]; words[0:2] is the checked initial state. (code, aux)."""
     x, p = initial_state(words)
+    lut = symbol_lut(cdf, cdf_length)
     for i in range(indexes.shape[0]):
-        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, indexes[i])
+        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, lut, indexes[i])
         if code != OK:
             return code, (i if code == ENDS_EARLY else value)
         out[i] = value
@@ -96,13 +121,13 @@ def _decode(words, indexes, cdf, cdf_length, offset, out):
 
 
 @njit(cache=True, nogil=True)
-def _decode_latents(words, x, p, rows, row, means, mean, mean_shift, cdf, cdf_length, offset, out):
+def _decode_latents(words, x, p, rows, row, means, mean, mean_shift, cdf, cdf_length, offset, lut, out):
     """out[i] = the value decoded with row rows[i] (``row`` if rows is empty) times 2^mean_shift plus means[i]
     (``mean`` if means is empty), checked to lie in ACT_MIN .. ACT_MAX (spec §8.3, §8.8); the state (x, p)
     carried in and out: (code, aux, x, p). ``means`` may be ``out`` itself."""
     for i in range(out.shape[0]):
         r = rows[i] if rows.shape[0] else row
-        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, r)
+        code, x, p, value = decode_value(x, p, words, cdf, cdf_length, offset, lut, r)
         if code != OK:
             return code, (np.int64(i) if code == ENDS_EARLY else value), x, p
         value = value * (1 << mean_shift) + (means[i] if means.shape[0] else mean)
@@ -182,6 +207,7 @@ class ValueReader:
         self.words = stream_words(data, name)
         self.x, self.p = initial_state(self.words)
         self.name, self.table = name, table
+        self.lut = symbol_lut(table.cdf, table.cdf_length)
 
     def values(self, out: np.ndarray, rows, means, mean_shift: int, number: str) -> None:
         """As refcodec.decoder.latents.LatentReader.values; ``out`` is C-contiguous s16, ``rows`` an int or a
@@ -193,7 +219,7 @@ class ValueReader:
         table = self.table
         code, aux, self.x, self.p = _decode_latents(self.words, self.x, self.p, row_array, row, mean_array, mean,
                                                     mean_shift, table.cdf, table.cdf_length, table.offset,
-                                                    out.reshape(-1))
+                                                    self.lut, out.reshape(-1))
         self.check(code, aux, number)
 
     def check(self, code: int, aux: int, number: str) -> None:

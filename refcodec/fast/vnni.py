@@ -80,6 +80,69 @@ MAX_PAIRS = 127  # input-channel pairs per segment: 254 * 2^22 = 2^31 - 2^23
 SYMBOL = "refcodec_vnni_block"
 
 
+V64, V32, V16, VF = "<16 x i64>", "<16 x i32>", "<16 x i16>", "<16 x double>"
+
+
+class _IR:
+    """A little LLVM IR writer: ``v(text)`` appends ``%tN = text`` and returns ``%tN``; ``op(text)`` appends."""
+
+    def __init__(self) -> None:
+        self.lines: list = []
+        self.n = 0
+
+    def op(self, text: str) -> None:
+        self.lines.append(text if text.endswith(":") or text.startswith(("define", "}")) else "  " + text)
+
+    def v(self, text: str) -> str:
+        self.n += 1
+        self.op(f"%t{self.n} = {text}")
+        return f"%t{self.n}"
+
+    def ptr(self, address: str) -> str:
+        return self.v(f"inttoptr i64 {address} to ptr")
+
+    def add(self, a: str, b) -> str:
+        return self.v(f"add i64 {a}, {b}")
+
+    def tile(self, kind: str, *args) -> None:
+        """A tile operation: load (tile, address, stride), store (tile, address), zero (tile), dp (signs, c, a, b)."""
+        if kind == "load":
+            self.op(f"call void @llvm.x86.tileloadd64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 {args[2]})")
+        elif kind == "store":
+            self.op(f"call void @llvm.x86.tilestored64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 64)")
+        elif kind == "zero":
+            self.op(f"call void @llvm.x86.tilezero(i8 {args[0]})")
+        else:
+            self.op(f"call void @llvm.x86.tdpb{args[0]}d(i8 {args[1]}, i8 {args[2]}, i8 {args[3]})")
+
+    def splat(self, ty: str, value: str) -> str:
+        """A vector of 16 ``value`` (an i64 or double)."""
+        scalar = "double" if ty == VF else "i64"
+        first = self.v(f"insertelement {ty} undef, {scalar} {value}, i32 0")
+        return self.v(f"shufflevector {ty} {first}, {ty} undef, <16 x i32> zeroinitializer")
+
+    def param(self, ty: str, base: str, row: int) -> str:
+        """Parameter ``row`` of channel %n (int64 rows of 16 at ``base``), as 16 equal lanes of ``ty``."""
+        at = self.add(base, self.v(f"shl i64 {self.add('%n', 16 * row)}, 3"))
+        value = self.v(f"load i64, ptr {self.ptr(at)}, align 8")
+        if ty == VF:
+            value = self.v(f"bitcast i64 {value} to double")
+        return self.splat(ty, value)
+
+    def select(self, cond: str, ty: str, a: str, b: str) -> str:
+        return self.v(f"select <16 x i1> {cond}, {ty} {a}, {ty} {b}")
+
+    def clip(self, ty: str, v: str, lo: str, hi: str) -> str:
+        """min(max(v, lo), hi) lane by lane."""
+        lt, gt = ("fcmp olt", "fcmp ogt") if ty == VF else ("icmp slt", "icmp sgt")
+        v = self.select(self.v(f"{lt} {ty} {v}, {lo}"), ty, lo, v)
+        return self.select(self.v(f"{gt} {ty} {v}, {hi}"), ty, hi, v)
+
+
+def _const(value: int) -> str:
+    return "<" + ", ".join([f"i64 {value}"] * 16) + ">"
+
+
 def _kernel_ir() -> str:
     """LLVM IR of ``block(x, w, acc, n_seg, seg, pair_stride, acc_stride, scale)``, all i64 (addresses in bytes).
 
@@ -170,6 +233,111 @@ def _kernel_ir() -> str:
     return "\n".join(lines)
 
 
+MATVEC = "refcodec_vnni_matvec"
+MV_BLOCKS = 4  # blocks of 16 outputs per pass of the matrix-vector kernel
+MV_OUT = 16 * MV_BLOCKS  # outputs per pass
+MV_PARAMS = ("half_p", "shift_p", "half_n", "shift_n", "mul_n")  # requantisation rows (refcodec.fast.joint)
+
+
+def _matvec_ir() -> str:
+    """LLVM IR of ``matvec(w, v, n_pairs, groups, bias, out, params, raw, lo, hi)``, all i64 (addresses in bytes).
+
+    out[o] = bias[o] + sum_i W[o][i] v[i] for o < 64 * groups: ``v`` holds 2 * n_pairs int16 inputs, ``w`` the
+    weights in the layout of :func:`pack_matvec` (per group of MV_OUT outputs, per input pair, per output
+    the pair of weights), ``bias`` int64. Each input is split v = 256 * vh + vl (vl in 0..255, vh in
+    -128..127, the weights whole: the lanes' bound of the module docstring, with the roles of weight and
+    input exchanged), broadcast, and summed in segments of at most MAX_PAIRS pairs before each spill
+    into int64 lanes. raw != 0: out is int64 and receives the sums; else out is int16 and receives
+    Clip3(lo, hi, (a * m + half) >> s) with (m, half, s) = (mul_n, half_n, shift_n) where a < 0, else
+    (1, half_p, shift_p): ``params`` holds per block of 16 outputs the rows MV_PARAMS of 16 int64."""
+    ir = _IR()
+    ir.op(f"define void @{MATVEC}(i64 %w, i64 %v, i64 %np, i64 %ng, i64 %bias, i64 %out, i64 %params, i64 %raw, "
+          "i64 %lo, i64 %hi) {")
+    ir.op("entry:")
+    lo, hi = ir.splat(V64, "%lo"), ir.splat(V64, "%hi")
+    ir.op("br label %group")
+    ir.op("group:")
+    ir.op("%g = phi i64 [0, %entry], [%g1, %next]")
+    ir.op("%wg = phi i64 [%w, %entry], [%wend, %next]")
+    ir.op("br label %seg")
+    ir.op("seg:")
+    ir.op("%p0 = phi i64 [0, %group], [%pend, %spill]")
+    ir.op("%ws = phi i64 [%wg, %group], [%wend, %spill]")
+    for b in range(MV_BLOCKS):
+        ir.op(f"%acc{b} = phi {V64} [zeroinitializer, %group], [%accn{b}, %spill]")
+    rem = ir.v("sub i64 %np, %p0")
+    short = ir.v(f"icmp slt i64 {rem}, {MAX_PAIRS}")
+    ir.op(f"%pend = add i64 %p0, {ir.v(f'select i1 {short}, i64 {rem}, i64 {MAX_PAIRS}')}")
+    ir.op("br label %pair")
+    ir.op("pair:")
+    ir.op("%p = phi i64 [%p0, %seg], [%p1, %pair]")
+    ir.op("%wp = phi i64 [%ws, %seg], [%wp1, %pair]")
+    for b in range(MV_BLOCKS):
+        for h in "lh":
+            ir.op(f"%a{h}{b} = phi {V32} [zeroinitializer, %seg], [%n{h}{b}, %pair]")
+    t = ir.v(f"load i32, ptr {ir.v('getelementptr i32, ptr ' + ir.ptr('%v') + ', i64 %p')}, align 4")
+    vl = ir.v(f"and i32 {t}, 16711935")  # 0x00FF00FF: the low bytes of both inputs, 0..255
+    halves = ir.v(f"bitcast i32 {t} to <2 x i16>")
+    vh = ir.v(f"bitcast <2 x i16> {ir.v(f'ashr <2 x i16> {halves}, <i16 8, i16 8>')} to i32")
+    splat = {}
+    for name, value in (("l", vl), ("h", vh)):
+        first = ir.v(f"insertelement {V32} undef, i32 {value}, i32 0")
+        splat[name] = ir.v(f"shufflevector {V32} {first}, {V32} undef, <16 x i32> zeroinitializer")
+    for b in range(MV_BLOCKS):
+        wv = ir.v(f"load {V32}, ptr {ir.ptr(ir.add('%wp', 64 * b))}, align 4")
+        for h in "lh":
+            ir.op(f"%n{h}{b} = call {V32} @llvm.x86.avx512.vpdpwssd.512({V32} %a{h}{b}, {V32} {wv}, {V32} {splat[h]})")
+    ir.op("%p1 = add i64 %p, 1")
+    ir.op(f"%wp1 = add i64 %wp, {64 * MV_BLOCKS}")
+    ir.op("br i1 " + ir.v("icmp slt i64 %p1, %pend") + ", label %pair, label %spill")
+    ir.op("spill:")
+    ir.op("%wend = phi i64 [%wp1, %pair]")
+    for b in range(MV_BLOCKS):
+        low = ir.v(f"sext {V32} %nl{b} to {V64}")
+        high = ir.v(f"shl {V64} {ir.v(f'sext {V32} %nh{b} to {V64}')}, {_const(8)}")
+        ir.op(f"%accn{b} = add {V64} %acc{b}, {ir.v(f'add {V64} {low}, {high}')}")
+    ir.op("br i1 " + ir.v("icmp slt i64 %pend, %np") + ", label %seg, label %sums")
+    ir.op("sums:")
+    ir.op("br i1 " + ir.v("icmp ne i64 %raw, 0") + ", label %raw_out, label %requant")
+    for mode in ("raw_out", "requant"):
+        ir.op(f"{mode}:")
+        for b in range(MV_BLOCKS):
+            o = ir.add(ir.v(f"mul i64 %g, {MV_OUT}"), 16 * b)
+            bias = ir.v(f"load {V64}, ptr {ir.ptr(ir.add('%bias', ir.v(f'shl i64 {o}, 3')))}, align 8")
+            a = ir.v(f"add {V64} %accn{b}, {bias}")
+            if mode == "raw_out":
+                ir.op(f"store {V64} {a}, ptr {ir.ptr(ir.add('%out', ir.v(f'shl i64 {o}, 3')))}, align 8")
+                continue
+            rows = ir.add("%params", ir.v(f"mul i64 {o}, {8 * len(MV_PARAMS)}"))
+            p = {name: ir.v(f"load {V64}, ptr {ir.ptr(ir.add(rows, 128 * k))}, align 8")
+                 for k, name in enumerate(MV_PARAMS)}
+            neg = ir.v(f"icmp slt {V64} {a}, zeroinitializer")
+            mul = ir.select(neg, V64, p["mul_n"], _const(1))
+            half = ir.select(neg, V64, p["half_n"], p["half_p"])
+            shift = ir.select(neg, V64, p["shift_n"], p["shift_p"])
+            r = ir.v(f"add {V64} {ir.v(f'mul {V64} {a}, {mul}')}, {half}")
+            r = ir.v(f"trunc {V64} {ir.clip(V64, ir.v(f'ashr {V64} {r}, {shift}'), lo, hi)} to {V16}")
+            ir.op(f"store {V16} {r}, ptr {ir.ptr(ir.add('%out', ir.v(f'shl i64 {o}, 1')))}, align 2")
+        ir.op("br label %next")
+    ir.op("next:")
+    ir.op("%g1 = add i64 %g, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %g1, %ng") + ", label %group, label %done")
+    ir.op("done:")
+    ir.op("ret void")
+    ir.op("}")
+    return "\n".join(ir.lines)
+
+
+def pack_matvec(w: np.ndarray) -> np.ndarray:
+    """A (Cout, Cin) weight matrix in the layout of :func:`_matvec_ir`: int16 (groups, pairs, MV_OUT, 2),
+    Cout padded to whole groups and Cin to whole pairs with zeros."""
+    w = np.asarray(w, np.int64)
+    cout, cin = w.shape
+    w = np.pad(w, ((0, -cout % MV_OUT), (0, cin % 2))).astype(np.int16)
+    groups, pairs = w.shape[0] // MV_OUT, w.shape[1] // 2
+    return np.ascontiguousarray(w.reshape(groups, MV_OUT, pairs, 2).transpose(0, 2, 1, 3))
+
+
 BUILT = "built"
 NO_VNNI = "no AVX512-VNNI on this CPU"
 NO_JIT = "NUMBA_DISABLE_JIT is set"
@@ -189,11 +357,12 @@ def _compile() -> tuple:
         llvm.initialize_native_asmprinter()
         machine = llvm.Target.from_default_triple().create_target_machine(
             cpu=llvm.get_host_cpu_name(), features=features.flatten(), opt=3)
-        module = llvm.parse_assembly(_kernel_ir())
+        module = llvm.parse_assembly(_kernel_ir() + "\n" + _matvec_ir())
         module.verify()
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
-        llvm.add_symbol(SYMBOL, engine.get_function_address(SYMBOL))
+        for name in (SYMBOL, MATVEC):
+            llvm.add_symbol(name, engine.get_function_address(name))
         return engine, BUILT
     except Exception as e:
         return None, f"the AVX512-VNNI kernel failed to build: {type(e).__name__}: {e}"
@@ -202,13 +371,13 @@ def _compile() -> tuple:
 _ENGINE, STATUS = _compile()  # the engine is kept alive: it owns the kernel's code
 AVAILABLE = STATUS == BUILT
 block = types.ExternalFunction(SYMBOL, types.void(*[types.int64] * 8))
+matvec = types.ExternalFunction(MATVEC, types.void(*[types.int64] * 10))
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def pack(x, top, left, hp, wp):
-    """x (C, H, W) at rows top.., columns left.. of a zero int16 array (hp, ceil(C/2), wp, 2)."""
+def _pack(x, top, left, out):
+    """:func:`pack` into ``out``."""
     c, h, w = x.shape
-    out = np.zeros((hp, (c + 1) // 2, wp * 2), np.int16)
     for i in prange(h * out.shape[1]):
         y, p = i // out.shape[1], i % out.shape[1]
         dst, even, odd = out[top + y, p], x[2 * p, y], x[min(2 * p + 1, c - 1), y]
@@ -216,19 +385,35 @@ def pack(x, top, left, hp, wp):
         for col in range(w):
             dst[2 * (left + col)] = np.int16(even[col])
             dst[2 * (left + col) + 1] = np.int16(odd[col]) * k
+
+
+def pack(x: np.ndarray, top: int, left: int, hp: int, wp: int) -> np.ndarray:
+    """x (C, H, W) at rows top.., columns left.. of a zero int16 array (hp, ceil(C/2), wp, 2).
+
+    (Arrays are allocated by NumPy, which asks Linux for huge pages for large ones: the 4 KiB page
+    faults of an array allocated inside a Numba kernel cost more than packing it.)"""
+    out = np.zeros((hp, (x.shape[0] + 1) // 2, wp * 2), np.int16)
+    _pack(x, top, left, out)
     return out.reshape(hp, out.shape[1], wp, 2)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def pack_squares(x, wp):
+def pack_squares(x: np.ndarray, wp: int) -> tuple:
     """x (C, H, W) -> the packed (H, ceil(C/2), wp, 2) int16 B and A of x^2 = A * 2^16 + B.
 
     B = x^2 - A * 2^16 is in -2^15 .. 2^15 - 1 and A = (x^2 + 2^15) >> 16 in 0 .. 2^14, as
     |x| <= 2^15: the IGDN norm's squares (spec §5.4) in two 16-bit halves (int32 arithmetic:
     x^2 + 2^15 <= 2^30 + 2^15)."""
-    c, h, w = x.shape
+    c, h, _ = x.shape
     low = np.zeros((h, (c + 1) // 2, wp * 2), np.int16)
     high = np.zeros((h, (c + 1) // 2, wp * 2), np.int16)
+    _pack_squares(x, low, high)
+    return low.reshape(h, low.shape[1], wp, 2), high.reshape(h, low.shape[1], wp, 2)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _pack_squares(x, low, high):
+    """:func:`pack_squares` into ``low`` and ``high``."""
+    c, h, w = x.shape
     for i in prange(h * low.shape[1]):
         y, p = i // low.shape[1], i % low.shape[1]
         even, odd = x[2 * p, y], x[min(2 * p + 1, c - 1), y]
@@ -239,7 +424,6 @@ def pack_squares(x, wp):
             a0, a1 = (v0 * v0 + np.int32(1 << 15)) >> 16, (v1 * v1 + np.int32(1 << 15)) >> 16
             lo[2 * col], lo[2 * col + 1] = v0 * v0 - (a0 << 16), v1 * v1 - (a1 << 16)
             hi[2 * col], hi[2 * col + 1] = a0, a1
-    return low.reshape(h, low.shape[1], wp, 2), high.reshape(h, low.shape[1], wp, 2)
 
 
 def pack_weights(mats: list) -> tuple:
@@ -276,7 +460,6 @@ KSTEP = 64  # input channels per tile product: 16 rows of 64 bytes (weights) tim
 MAX_KSTEPS = 512  # tile products per sum: 512 * 64 = 32768 channel-taps keep every int32 lane exact
 NO_AMX = "no AMX-INT8 on this CPU"
 NO_AMX_STATE = "the operating system does not grant this process AMX state"
-V64, V32, V16, VF = "<16 x i64>", "<16 x i32>", "<16 x i16>", "<16 x double>"
 CONV_PARAMS = ("bias", "half_p", "shift_p", "half_n", "shift_n", "mul_n")  # int64 rows of a block's parameters
 IGDN_PARAMS = ("beta", "scale", "half")  # beta int64, scale and half the bits of float64
 # The tile products of IGDN, (byte i of x^2, byte j of gamma), in an order where one operand changes at a time.
@@ -284,66 +467,6 @@ IGDN_PRODUCTS = [(i, j) for j in range(3) for i in (range(4) if j != 1 else rang
 LANES = "<" + ", ".join(f"i32 {i}" for i in range(16)) + ">"
 LANES32 = "<" + ", ".join(f"i32 {i // 2}" for i in range(32)) + ">"  # output column 2r + px: position r
 INTERLEAVE = "<" + ", ".join(f"i32 {i // 2 + 16 * (i % 2)}" for i in range(32)) + ">"
-
-
-class _IR:
-    """A little LLVM IR writer: ``v(text)`` appends ``%tN = text`` and returns ``%tN``; ``op(text)`` appends."""
-
-    def __init__(self) -> None:
-        self.lines: list = []
-        self.n = 0
-
-    def op(self, text: str) -> None:
-        self.lines.append(text if text.endswith(":") or text.startswith(("define", "}")) else "  " + text)
-
-    def v(self, text: str) -> str:
-        self.n += 1
-        self.op(f"%t{self.n} = {text}")
-        return f"%t{self.n}"
-
-    def ptr(self, address: str) -> str:
-        return self.v(f"inttoptr i64 {address} to ptr")
-
-    def add(self, a: str, b) -> str:
-        return self.v(f"add i64 {a}, {b}")
-
-    def tile(self, kind: str, *args) -> None:
-        """A tile operation: load (tile, address, stride), store (tile, address), zero (tile), dp (signs, c, a, b)."""
-        if kind == "load":
-            self.op(f"call void @llvm.x86.tileloadd64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 {args[2]})")
-        elif kind == "store":
-            self.op(f"call void @llvm.x86.tilestored64(i8 {args[0]}, ptr {self.ptr(args[1])}, i64 64)")
-        elif kind == "zero":
-            self.op(f"call void @llvm.x86.tilezero(i8 {args[0]})")
-        else:
-            self.op(f"call void @llvm.x86.tdpb{args[0]}d(i8 {args[1]}, i8 {args[2]}, i8 {args[3]})")
-
-    def splat(self, ty: str, value: str) -> str:
-        """A vector of 16 ``value`` (an i64 or double)."""
-        scalar = "double" if ty == VF else "i64"
-        first = self.v(f"insertelement {ty} undef, {scalar} {value}, i32 0")
-        return self.v(f"shufflevector {ty} {first}, {ty} undef, <16 x i32> zeroinitializer")
-
-    def param(self, ty: str, base: str, row: int) -> str:
-        """Parameter ``row`` of channel %n (int64 rows of 16 at ``base``), as 16 equal lanes of ``ty``."""
-        at = self.add(base, self.v(f"shl i64 {self.add('%n', 16 * row)}, 3"))
-        value = self.v(f"load i64, ptr {self.ptr(at)}, align 8")
-        if ty == VF:
-            value = self.v(f"bitcast i64 {value} to double")
-        return self.splat(ty, value)
-
-    def select(self, cond: str, ty: str, a: str, b: str) -> str:
-        return self.v(f"select <16 x i1> {cond}, {ty} {a}, {ty} {b}")
-
-    def clip(self, ty: str, v: str, lo: str, hi: str) -> str:
-        """min(max(v, lo), hi) lane by lane."""
-        lt, gt = ("fcmp olt", "fcmp ogt") if ty == VF else ("icmp slt", "icmp sgt")
-        v = self.select(self.v(f"{lt} {ty} {v}, {lo}"), ty, lo, v)
-        return self.select(self.v(f"{gt} {ty} {v}, {hi}"), ty, hi, v)
-
-
-def _const(value: int) -> str:
-    return "<" + ", ".join([f"i64 {value}"] * 16) + ">"
 
 
 _DECLARATIONS = [
@@ -508,50 +631,95 @@ def _amx_conv_ir(ir: _IR, phases: int) -> None:
 
 
 def _amx_igdn_ir(ir: _IR) -> None:
-    """``amx_igdn(x, plane, kstride, kstep, w, ng, nk, out, chan, n_valid, params, n_o, xin)``, all i64 (addresses
-    and strides in bytes): one row of a block of 16 channels of IGDN.
+    """``amx_igdn(x, chan, c, w, nb, nk, ng, n_valid, out, params)``, all i64 (addresses and strides in bytes): one
+    row of IGDN, every channel.
 
-    For each group g < ng of 16 positions: tiles 0-5 = 0; for each of the nk tile products k and each
-    (i, j) of IGDN_PRODUCTS: A = byte j of gamma, 16 channels x 64 bytes at w + 3 KiB * k + 1 KiB * j (tile
-    6), B = byte i of x^2, 16 quads x 16 positions x 4 bytes at x + i * plane + 64g + k * kstep, quads
-    kstride bytes apart (tile 7); tile i + j += A B (uu: unsigned bytes). Then for each channel n < n_o,
-    with T = beta + sum_s tile_s << 8s and the int16 x at xin + n * chan + 2 * (16g + r) of the positions
-    16g + r < n_valid, Clip3(ACT_MIN, ACT_MAX, floor((x * Isqrt(T) + half) * scale)) is stored as int16 at
-    out + n * chan + 2 * (16g + r): the float64 operations of refcodec.fast.layers._igdn_value, lane by lane.
-    ``params``: the rows IGDN_PARAMS of 16 values each."""
-    _begin(ir, AMX_IGDN, ["x", "plane", "kstride", "kstep", "w", "ng", "nk", "out", "chan", "n_valid", "params",
-                          "n_o", "xin"], 6)
+    ``x`` and ``out``: the int16 row of channel 0 of the (C, H, W) input and output, channels ``chan`` bytes
+    apart. For each group g < ng of 16 positions (16g .. 16g + 15; those from n_valid on are 0): the four
+    bytes of x^2 (< 2^31; channels from c on are 0) as B tiles on the stack: plane i, product k (64
+    channels) = 16 rows of 16 positions x 4 channels, quads 4q .. 4q + 3 (refcodec.fast.vnni.square_quads's
+    layout); then for each block b < nb of 16 channels: tiles 0-5 = 0; for each of the nk products k and each
+    (i, j) of IGDN_PRODUCTS: A = byte j of gamma, 16 channels x 64 bytes at w + 3 KiB * (b * nk + k) + 1 KiB
+    * j (tile 6), B = plane i of product k (tile 7); tile i + j += A B (uu: unsigned bytes). Then for each of
+    the block's channels o (below c), with T = beta + sum_s tile_s << 8s and x the row's int16 input,
+    Clip3(ACT_MIN, ACT_MAX, floor((x * Isqrt(T) + half) * scale)) is stored as int16 at out + o * chan + 2 *
+    (16g + r), r < 16 and 16g + r < n_valid: the float64 operations of refcodec.fast.layers._igdn_value, lane
+    by lane. ``params``: per block, the rows IGDN_PARAMS of 16 values each."""
+    ir.op(f"define void @{AMX_IGDN}(i64 %x, i64 %chan, i64 %c, i64 %w, i64 %nb, i64 %nk, i64 %ng, i64 %n_valid, "
+          "i64 %out, i64 %params) {")
+    ir.op("entry:")
+    ir.op("%buf = alloca [1536 x i32], align 64")
+    ir.op("%bufi = ptrtoint ptr %buf to i64")
+    ir.op("%planebytes = shl i64 %nk, 10")
+    ir.op("%sq = alloca i8, i64 " + ir.v("shl i64 %planebytes, 2") + ", align 64")
+    ir.op("%sqi = ptrtoint ptr %sq to i64")
+    ir.op("%quads = shl i64 %nk, 4")
+    ir.op("call void @llvm.x86.ldtilecfg(ptr @cfg)")
+    one, act_lo, act_hi = ir.splat(VF, "1.0"), ir.splat(VF, "-32768.0"), ir.splat(VF, "32767.0")
+    ir.op("br label %group")
+    ir.op("group:")
+    ir.op("%g = phi i64 [0, %entry], [%g1, %block_done]")
+    ir.op("%left = sub i64 %n_valid, " + ir.v("shl i64 %g, 4"))
+    ir.op("%g32 = shl i64 %g, 5")
+    _position_mask(ir)
+    ir.op("br label %quad")
+    ir.op("quad:")  # the squares' bytes of channels 4q .. 4q + 3
+    ir.op("%q = phi i64 [0, %group], [%q1, %quad]")
+    squares = []
+    for e in range(4):
+        ch = ir.add(ir.v("shl i64 %q, 2"), e)
+        mask = ir.v(f"select i1 {ir.v(f'icmp slt i64 {ch}, %c')}, <16 x i1> %mask, <16 x i1> zeroinitializer")
+        at = ir.ptr(ir.add(ir.add("%x", ir.v(f"mul i64 {ch}, %chan")), "%g32"))
+        xv = ir.v(f"call {V16} @llvm.masked.load.v16i16.p0(ptr {at}, i32 2, <16 x i1> {mask}, {V16} zeroinitializer)")
+        xv = ir.v(f"sext {V16} {xv} to {V32}")
+        squares.append(ir.v(f"mul {V32} {xv}, {xv}"))  # <= 2^30
+    for i in range(4):
+        word = None
+        for e, sq in enumerate(squares):
+            byte = ir.v(f"and {V32} {ir.v(f'lshr {V32} {sq}, {_const32(8 * i)}')}, {_const32(255)}")
+            byte = ir.v(f"shl {V32} {byte}, {_const32(8 * e)}") if e else byte
+            word = byte if word is None else ir.v(f"or {V32} {word}, {byte}")
+        at = ir.add(ir.add("%sqi", ir.v(f"mul i64 %planebytes, {i}")), ir.v("shl i64 %q, 6"))
+        ir.op(f"store {V32} {word}, ptr {ir.ptr(at)}, align 64")
+    ir.op("%q1 = add i64 %q, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %q1, %quads") + ", label %quad, label %block")
+    ir.op("block:")
+    ir.op("%b = phi i64 [0, %quad], [%b1, %rows_done]")
     for tile in range(6):
         ir.tile("zero", tile)
+    ir.op("%wb = add i64 %w, " + ir.v("mul i64 " + ir.v("mul i64 %b, %nk") + ", 3072"))
     ir.op("br label %k")
     ir.op("k:")
-    ir.op("%k0 = phi i64 [0, %group], [%k1, %k]")
-    ir.op("%wk = phi i64 [%w, %group], [%wk1, %k]")
-    ir.op("%a = phi i64 [%gx, %group], [%a1, %k]")
+    ir.op("%k0 = phi i64 [0, %block], [%k1, %k]")
+    ir.op("%wk = phi i64 [%wb, %block], [%wk1, %k]")
+    ir.op("%sk = add i64 %sqi, " + ir.v("shl i64 %k0, 10"))
     held_a = held_b = None
     for i, j in IGDN_PRODUCTS:
         if j != held_a:
             ir.tile("load", 6, ir.add("%wk", 1024 * j), 64)
             held_a = j
         if i != held_b:
-            ir.tile("load", 7, ir.add("%a", ir.v(f"mul i64 %plane, {i}")), "%kstride")
+            ir.tile("load", 7, ir.add("%sk", ir.v(f"mul i64 %planebytes, {i}")), 64)
             held_b = i
         ir.tile("dp", "uu", i + j, 6, 7)
     ir.op("%k1 = add i64 %k0, 1")
     ir.op("%wk1 = add i64 %wk, 3072")
-    ir.op("%a1 = add i64 %a, %kstep")
     ir.op("br i1 " + ir.v("icmp slt i64 %k1, %nk") + ", label %k, label %sums")
     ir.op("sums:")
     for tile in range(6):
         ir.tile("store", tile, ir.add("%bufi", 1024 * tile))
-    _position_mask(ir)
-    one, act_lo, act_hi = ir.splat(VF, "1.0"), ir.splat(VF, "-32768.0"), ir.splat(VF, "32767.0")
-    _rows(ir, "sums")
-    t = ir.param(V64, "%params", 0)
+    ir.op("%o0 = shl i64 %b, 4")
+    ir.op("%rest = sub i64 %c, %o0")
+    ir.op("%n_o = select i1 " + ir.v("icmp slt i64 %rest, 16") + ", i64 %rest, i64 16")
+    ir.op("%pb = add i64 %params, " + ir.v("mul i64 %b, 384"))
+    ir.op("br label %rows")
+    ir.op("rows:")
+    ir.op("%n = phi i64 [0, %sums], [%n1, %rows]")
+    t = ir.param(V64, "%pb", 0)
     for s in range(6):
         row = _tile_row(ir, 0, s)
         t = ir.v(f"add {V64} {t}, {ir.v(f'shl {V64} {row}, {_const(8 * s)}') if s else row}")
-    scale, half = ir.param(VF, "%params", 1), ir.param(VF, "%params", 2)
+    scale, half = ir.param(VF, "%pb", 1), ir.param(VF, "%pb", 2)
     tf = ir.v(f"sitofp {V64} {t} to {VF}")
     r = ir.v(f"call {VF} @llvm.sqrt.v16f64({VF} {tf})")
     r = ir.v(f"call {VF} @llvm.floor.v16f64({VF} {r})")
@@ -560,8 +728,8 @@ def _amx_igdn_ir(ir: _IR) -> None:
     r1 = ir.v(f"fadd {VF} {r}, {one}")
     under = ir.v(f"fcmp ole {VF} {ir.v(f'fmul {VF} {r1}, {r1}')}, {tf}")
     r = ir.v(f"fadd {VF} {r}, {ir.select(under, VF, one, 'zeroinitializer')}")
-    offset = ir.add(ir.v("mul i64 %n, %chan"), ir.v("shl i64 %g, 5"))
-    xp = ir.ptr(ir.add("%xin", offset))
+    offset = ir.add(ir.v("mul i64 " + ir.add("%o0", "%n") + ", %chan"), "%g32")
+    xp = ir.ptr(ir.add("%x", offset))
     xv = ir.v(f"call {V16} @llvm.masked.load.v16i16.p0(ptr {xp}, i32 2, <16 x i1> %mask, {V16} zeroinitializer)")
     a = ir.v(f"fmul {VF} {ir.v(f'sitofp {V16} {xv} to {VF}')}, {r}")
     q = ir.v(f"fmul {VF} {ir.v(f'fadd {VF} {a}, {half}')}, {scale}")
@@ -569,7 +737,22 @@ def _amx_igdn_ir(ir: _IR) -> None:
     q = ir.v(f"fptosi {VF} {q} to {V16}")
     ir.op(f"call void @llvm.masked.store.v16i16.p0({V16} {q}, ptr {ir.ptr(ir.add('%out', offset))}, i32 2, "
           "<16 x i1> %mask)")
-    _end(ir)
+    ir.op("%n1 = add i64 %n, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %n1, %n_o") + ", label %rows, label %rows_done")
+    ir.op("rows_done:")
+    ir.op("%b1 = add i64 %b, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %b1, %nb") + ", label %block, label %block_done")
+    ir.op("block_done:")
+    ir.op("%g1 = add i64 %g, 1")
+    ir.op("br i1 " + ir.v("icmp slt i64 %g1, %ng") + ", label %group, label %done")
+    ir.op("done:")
+    ir.op("call void @llvm.x86.tilerelease()")
+    ir.op("ret void")
+    ir.op("}")
+
+
+def _const32(value: int) -> str:
+    return "<" + ", ".join([f"i32 {value}"] * 16) + ">"
 
 
 def amx_ir() -> str:
@@ -626,54 +809,42 @@ _AMX_ENGINE, AMX_STATUS = _compile_amx()
 AMX_AVAILABLE = AMX_STATUS == BUILT
 amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * 17))
 amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * 17))
-amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 13))
+amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 10))
+
+
+@njit(cache=True, nogil=True)
+def _quad_words(x0, x1, x2, x3, hi, lo):
+    """hi[i], lo[i] = the high bytes (x >> 8, two's complement) and the low bytes of x0[i] .. x3[i] (int16 values),
+    x0's in the lowest byte: a vectorisable loop of its own."""
+    for i in range(x0.shape[0]):
+        v0, v1, v2, v3 = np.int32(x0[i]), np.int32(x1[i]), np.int32(x2[i]), np.int32(x3[i])
+        hi[i] = np.uint32(((v0 >> 8) & 255) | (((v1 >> 8) & 255) << 8) | (((v2 >> 8) & 255) << 16) | ((v3 >> 8) << 24))
+        lo[i] = np.uint32((v0 & 255) | ((v1 & 255) << 8) | ((v2 & 255) << 16) | (v3 << 24))
+
+
+def pack_quads(x: np.ndarray, pad: int, hp: int, wp: int, cq: int) -> np.ndarray:
+    """x (C, H, W) -> (2, hp, cq, wp * 4) uint8: the high bytes (x >> 8, two's complement) and the low bytes
+    (x & 255) of x[4q + e, y, x] at [., pad + y, q, 4 * (pad + x) + e], zero elsewhere.
+
+    (Allocated by NumPy, which asks Linux for huge pages for large arrays: the 4 KiB page faults of an
+    array allocated inside a Numba kernel cost more than packing it.)"""
+    out = np.zeros((2, hp, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
+    _pack_quads(x, pad, out, np.zeros(x.shape[2], x.dtype))
+    return out.view(np.uint8)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def pack_quads(x, pad, hp, wp, cq):
-    """x (C, H, W) -> (2, hp, cq, wp * 4) uint8: the high bytes (x >> 8, two's complement) and the low bytes
-    (x & 255) of x[4q + e, y, x] at [., pad + y, q, 4 * (pad + x) + e], zero elsewhere."""
+def _pack_quads(x, pad, out, zero):
+    """:func:`pack_quads` into ``out`` (2, hp, cq, wp) uint32, zero outside the picture; ``zero``: a row of 0."""
     c, h, w = x.shape
-    out = np.zeros((2, hp, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
+    cq = out.shape[2]
     for i in prange(h * cq):
         y, q = i // cq, i % cq
-        hi, lo = out[0, pad + y, q, pad : pad + w], out[1, pad + y, q, pad : pad + w]
-        n = min(4, c - 4 * q)
-        if n <= 0:
-            continue
-        x0, x1, x2, x3 = x[4 * q, y], x[4 * q + min(1, n - 1), y], x[4 * q + min(2, n - 1), y], x[4 * q + n - 1, y]
-        k1, k2, k3 = np.int32(n > 1), np.int32(n > 2), np.int32(n > 3)
-        for col in range(w):
-            v0, v1 = np.int32(x0[col]), np.int32(x1[col]) * k1
-            v2, v3 = np.int32(x2[col]) * k2, np.int32(x3[col]) * k3
-            hi[col] = np.uint32(((v0 >> 8) & 255) | (((v1 >> 8) & 255) << 8) | (((v2 >> 8) & 255) << 16)
-                                | ((v3 >> 8) << 24))
-            lo[col] = np.uint32((v0 & 255) | ((v1 & 255) << 8) | ((v2 & 255) << 16) | (v3 << 24))
-    return out.view(np.uint8)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def square_quads(x, wp, cq):
-    """x (C, H, W) -> (4, H, cq, wp * 4) uint8: byte i of x[4q + e, y, x]^2 (< 2^31) at [i, y, q, 4x + e], zero
-    elsewhere."""
-    c, h, w = x.shape
-    out = np.zeros((4, h, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
-    for j in prange(h * cq):
-        y, q = j // cq, j % cq
-        n = min(4, c - 4 * q)
-        if n <= 0:
-            continue
-        x0, x1, x2, x3 = x[4 * q, y], x[4 * q + min(1, n - 1), y], x[4 * q + min(2, n - 1), y], x[4 * q + n - 1, y]
-        k1, k2, k3 = np.uint32(n > 1), np.uint32(n > 2), np.uint32(n > 3)
-        d0, d1, d2, d3 = out[0, y, q], out[1, y, q], out[2, y, q], out[3, y, q]
-        for col in range(w):
-            s0, s1 = np.uint32(np.int32(x0[col]) ** 2), np.uint32(np.int32(x1[col]) ** 2) * k1  # <= 2^30
-            s2, s3 = np.uint32(np.int32(x2[col]) ** 2) * k2, np.uint32(np.int32(x3[col]) ** 2) * k3
-            d0[col] = (s0 & 255) | ((s1 & 255) << 8) | ((s2 & 255) << 16) | (s3 << 24)
-            d1[col] = ((s0 >> 8) & 255) | (((s1 >> 8) & 255) << 8) | (((s2 >> 8) & 255) << 16) | ((s3 >> 8) << 24)
-            d2[col] = ((s0 >> 16) & 255) | (((s1 >> 16) & 255) << 8) | (((s2 >> 16) & 255) << 16) | ((s3 >> 16) << 24)
-            d3[col] = (s0 >> 24) | ((s1 >> 24) << 8) | ((s2 >> 24) << 16) | ((s3 >> 24) << 24)
-    return out.view(np.uint8)
+        ch = 4 * q
+        if ch < c:
+            _quad_words(x[ch, y], x[ch + 1, y] if ch + 1 < c else zero, x[ch + 2, y] if ch + 2 < c else zero,
+                        x[ch + 3, y] if ch + 3 < c else zero, out[0, pad + y, q, pad : pad + w],
+                        out[1, pad + y, q, pad : pad + w])
 
 
 def amx_weight_tiles(mats: list) -> np.ndarray:
