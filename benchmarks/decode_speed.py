@@ -34,7 +34,8 @@ For every shipped refcodec model (or each --model), on one image (default
   thread count), reported as a fraction of two measured peaks at the first --threads
   count: the best of 5 float64 matrix products (n = 3072) with NumPy's BLAS (the fast
   path's sums without AVX512-VNNI), and, where the CPU has AVX512-VNNI, the best of 5
-  runs of refcodec's own integer convolution (refcodec.fast.vnni) on a 3x3 layer of
+  runs of refcodec's own integer convolution (refcodec.fast.vnni: AMX-INT8 tiles where the CPU
+  has them, else AVX512-VNNI; the kernel is named in the report) on a 3x3 layer of
   128 -> 128 channels at 128x128 (2.4 GMAC; packing and requantisation included). The
   theoretical float64 FMA peak (cores x clock x FMA lanes per cycle, clock from
   /proc/cpuinfo) and, where NumPy's OpenBLAS runs an AVX2 kernel on an AVX-512 machine,
@@ -376,7 +377,7 @@ def dgemm_rate(n: int = DGEMM_N, repeat: int = 5) -> float:
 
 
 def vnni_rate(repeat: int = 5) -> float:
-    """Best MAC/s of refcodec's integer convolution (AVX512-VNNI) on a 3x3, 128 -> 128 layer at 128 x 128."""
+    """Best MAC/s of refcodec's integer convolution (AMX or AVX512-VNNI) on a 3x3, 128 -> 128 layer at 128 x 128."""
     rng = np.random.default_rng(0)
     c, size = 128, 128
     layer = refcodec.decoder.layers.Layer("conv", np.full(c, 20, np.uint8), "none",
@@ -405,7 +406,8 @@ def peak_rates(cpu: dict, threads: int) -> dict:
     blas = blas_info()
     peaks = {"dgemm": {"n": DGEMM_N, "mac_per_s": dgemm_rate(), "blas": blas}, "theoretical": theoretical_peak(cpu)}
     if refcodec.fast.vnni.AVAILABLE:
-        peaks["vnni"] = {"layer": "conv 3x3, 128 -> 128 channels, 128x128", "mac_per_s": vnni_rate()}
+        kernel = "AMX-INT8" if refcodec.fast.layers.MATRIX_SIMD else "AVX512-VNNI"
+        peaks["vnni"] = {"layer": "conv 3x3, 128 -> 128 channels, 128x128", "kernel": kernel, "mac_per_s": vnni_rate()}
     avx512_kernels = ("SkylakeX", "Cooperlake", "SapphireRapids", "Zen4", "Zen5")  # OpenBLAS core names
     if cpu["avx512f"] and blas["corename"] and blas["corename"] not in avx512_kernels:
         peaks["dgemm_avx512_kernel"] = dgemm_rate_with_coretype("SkylakeX", threads)
@@ -550,7 +552,8 @@ def table(results: dict) -> str:
         lines.append(f"DGEMM with OpenBLAS's AVX-512 kernel (OPENBLAS_CORETYPE=SkylakeX, subprocess): "
                      f"{peaks['dgemm_avx512_kernel']['mac_per_s'] / 1e9:.1f} GMAC/s")
     if vnni:
-        lines.append(f"Integer kernel peak (refcodec.fast.vnni, AVX512-VNNI, {peaks['vnni']['layer']}, best of 5): "
+        lines.append(f"Integer kernel peak (refcodec.fast.vnni, {peaks['vnni'].get('kernel', 'AVX512-VNNI')}, "
+                     f"{peaks['vnni']['layer']}, best of 5): "
                      f"{vnni / 1e9:.1f} GMAC/s")
     if theo:
         lines.append(f"Theoretical float64 FMA peak: {theo / 1e9:.1f} GMAC/s ({peaks['theoretical']['assumption']})")

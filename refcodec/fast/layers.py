@@ -314,6 +314,9 @@ def _half(s: np.ndarray) -> np.ndarray:
     return np.where(s > 0, np.left_shift(np.int64(1), np.maximum(s - 1, 0)), 0).astype(np.int64)
 
 
+DECONV4 = 4  # transposed convolutions of at most this many output channels run as one correlation (amx_deconv4)
+
+
 def _amx_convolution(x: np.ndarray, layer: Layer) -> np.ndarray:
     """:func:`convolution` on refcodec.fast.vnni's AMX kernels: int16 output."""
     c, h, w = x.shape
@@ -337,9 +340,29 @@ def _amx_weights(layer: Layer) -> tuple:
     (row parity, column parity, first tap, taps, byte offset of its weights in a block); offsets: the
     (dy, dx) of every tap, phase after phase; params (blocks, 6, 16) int64: per output channel the rows
     vnni.CONV_PARAMS: bias, then Round2's (half, shift) of a non-negative and of a negative accumulator and
-    the multiplier of a negative one (spec §5.6: slope, s + 16 for a leaky layer; else 1, s)."""
+    the multiplier of a negative one (spec §5.6: slope, s + 16 for a leaky layer; else 1, s).
+
+    A transposed convolution of at most DECONV4 output channels (the picture layer) is one phase, row
+    parity -1: a 3 x 3 correlation of the input padded by 1 whose 16 outputs are 8py + 4px + o, the output
+    o of phase (py, px) (:func:`_phase_taps`: tap k of a phase of parity p reads offset (p + 4 - k) / 2;
+    an offset a phase does not read has weight 0)."""
     tiles, phases, offsets, at, first = [], [], [], 0, 0
-    for py, px, offs, mats in _phases(layer):
+    cout = layer.bias.shape[0]
+    if layer.kind == "deconv" and cout <= DECONV4:
+        mats = []
+        for dy in range(3):
+            for dx in range(3):
+                m = np.zeros((vnni.TILE, layer.weight.shape[0]), np.int64)
+                for py in range(2):
+                    for px in range(2):
+                        ky, kx = py + 4 - 2 * dy, px + 4 - 2 * dx
+                        if ky <= 4 and kx <= 4:
+                            m[8 * py + 4 * px : 8 * py + 4 * px + cout] = layer.weight[:, :, ky, kx].T
+                mats.append(m)
+        layout = [(-1, 0, [(dy, dx) for dy in range(3) for dx in range(3)], mats)]
+    else:
+        layout = list(_phases(layer))
+    for py, px, offs, mats in layout:
         t = vnni.amx_weight_tiles(mats)
         phases.append((py, px, first, len(offs), at))
         offsets += offs
@@ -359,26 +382,33 @@ def _amx_weights(layer: Layer) -> tuple:
 def _amx_correlate(planes, weights, seg, phases, params, lo, hi, out, h, w, groups, step):
     """out[o, step*y + py, step*x + px] = the requantised bias[o] + sums of phase (py, px) for every input row
     y < h, column x < w and phase (refcodec.fast.vnni.amx_conv; a transposed convolution, step 2:
-    amx_deconv, both column phases at once). One job per output row and block of 16 output channels."""
+    amx_deconv, both column phases at once; one of at most DECONV4 output channels: amx_deconv4, all four).
+    One job per output row and block of 16 output channels (amx_deconv4: per input row)."""
     cout, out_h, out_w = out.shape
     blocks, kstride = weights.shape[0], planes.shape[3]
     row_bytes, plane_bytes = planes.shape[2] * kstride, planes.shape[1] * planes.shape[2] * kstride
     chan = out_h * out_w * 2
-    for job in prange(out_h * blocks):
+    four = phases[0, 0] < 0
+    rows = h if four else out_h
+    for job in prange(rows * blocks):
         oy, b = job // blocks, job % blocks
-        y, py = oy // step, oy % step
+        y, py = (oy, 0) if four else (oy // step, oy % step)
         x = planes.ctypes.data + y * row_bytes
-        o = out.ctypes.data + b * vnni.TILE * chan + oy * out_w * 2
+        o = out.ctypes.data + b * vnni.TILE * chan + step * y * out_w * 2 if four else (
+            out.ctypes.data + b * vnni.TILE * chan + oy * out_w * 2)
         n_o = min(vnni.TILE, cout - b * vnni.TILE)
         wb = weights[b].ctypes.data
-        if step == 1:
+        if four:
+            vnni.amx_deconv4(x, plane_bytes, kstride, 16 * kstride, wb, wb, groups, seg.ctypes.data, phases[0, 3], 0,
+                             o, chan, out_w * 2, w, params[b].ctypes.data, cout, lo, hi)
+        elif step == 1:
             first, taps, at = phases[0, 2], phases[0, 3], phases[0, 4]
             vnni.amx_conv(x, plane_bytes, kstride, 16 * kstride, wb + at, wb, groups, seg[first:].ctypes.data, taps,
-                          0, o, chan, w, params[b].ctypes.data, n_o, lo, hi)
+                          0, o, chan, 0, w, params[b].ctypes.data, n_o, lo, hi)
         else:
             p0, p1 = phases[2 * py], phases[2 * py + 1]  # (py, 0) and (py, 1)
             vnni.amx_deconv(x, plane_bytes, kstride, 16 * kstride, wb + p0[4], wb + p1[4], groups,
-                            seg[p0[2]:].ctypes.data, p0[3], p1[3], o, chan, w, params[b].ctypes.data, n_o, lo, hi)
+                            seg[p0[2]:].ctypes.data, p0[3], p1[3], o, chan, 0, w, params[b].ctypes.data, n_o, lo, hi)
 
 
 def _amx_igdn(x: np.ndarray, layer: Layer) -> np.ndarray:

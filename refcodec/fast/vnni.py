@@ -54,19 +54,23 @@ VNNI kernel) is therefore at most 2^29, 2 * 32768 * 32640 < 2^31 and 32768 *
 negative side of a leaky layer as (a * slope + 2^(s+15)) >> (s + 16), |a *
 slope| < 2^62). IGDN: x^2 < 2^31 in four unsigned bytes, gamma < 2^23 (spec
 §6.4) in three; the 12 byte products (each < 2^16) go to tile i + j, at most 3
-per channel, so a tile sums at most 3 * 512 * 65025 < 2^31 (N <= MAX_CHANNELS = 512, spec §6.2); T = beta + sum_s
-C_s * 2^(8s) in int64 is the exact norm (below 2^53), and the output is the
+per channel, so a tile sums at most 3 * 512 * 65025 < 2^31 (N <= MAX_CHANNELS =
+512, spec §6.2); T = beta + sum_s C_s * 2^(8s) in int64 is the exact norm (below
+2^53), and the output is the
 float64 computation of refcodec.fast.layers._igdn_value, exact as argued
 there, lane by lane (no fused multiply-add: the kernel's IR allows none).
 
 Layout (AMX). An input is packed as bytes (2, Hp, Cq, Wp, 4) (high and low
-bytes; the squares' four bytes for IGDN): quads of channels, 16 consecutive
-positions of a quad one 64-byte row of a B tile, the quads of a tap 16 such rows
-(64 channels) Wp * 4 bytes apart. Weights (and gamma) are A tiles: 16 output
-channels x 64 input channels of a tap, per product. A tile of sums is 16
-channels x 16 positions, so each output channel's row of positions is stored
-directly into the (C, H, W) output; for a transposed convolution the two
-column phases of an output row are computed together and interleaved.
+bytes, ``pack_quads``): quads of channels, 16 consecutive positions of a quad one
+64-byte row of a B tile, the quads of a tap 16 such rows (64 channels) Wp * 4
+bytes apart; IGDN builds the same tiles of the four bytes of x^2 in its kernel,
+16 positions at a time. Weights (and gamma) are A tiles: 16 output channels x 64
+input channels of a tap, per product. A tile of sums is 16 channels x 16
+positions, so each output channel's row of positions is stored directly into
+the (C, H, W) output; for a transposed convolution the two column phases of an
+output row are computed together and interleaved, and one of at most 4 output
+channels (the picture layer) runs its four phases as the 16 outputs of one 3 x 3
+correlation.
 """
 
 from __future__ import annotations
@@ -121,9 +125,9 @@ class _IR:
         first = self.v(f"insertelement {ty} undef, {scalar} {value}, i32 0")
         return self.v(f"shufflevector {ty} {first}, {ty} undef, <16 x i32> zeroinitializer")
 
-    def param(self, ty: str, base: str, row: int) -> str:
-        """Parameter ``row`` of channel %n (int64 rows of 16 at ``base``), as 16 equal lanes of ``ty``."""
-        at = self.add(base, self.v(f"shl i64 {self.add('%n', 16 * row)}, 3"))
+    def param(self, ty: str, base: str, row: int, index: str = "%n") -> str:
+        """Parameter ``row`` of channel ``index`` (int64 rows of 16 at ``base``), as 16 equal lanes of ``ty``."""
+        at = self.add(base, self.v(f"shl i64 {self.add(index, 16 * row)}, 3"))
         value = self.v(f"load i64, ptr {self.ptr(at)}, align 8")
         if ty == VF:
             value = self.v(f"bitcast i64 {value} to double")
@@ -454,7 +458,8 @@ def segments(offsets: list, pairs: int, wp: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # AMX-INT8 tiles (see the module docstring): the convolutions' and IGDN's sums on a tile unit
 
-AMX_CONV, AMX_DECONV, AMX_IGDN = "refcodec_amx_conv", "refcodec_amx_deconv", "refcodec_amx_igdn"
+AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_IGDN = ("refcodec_amx_conv", "refcodec_amx_deconv", "refcodec_amx_deconv4",
+                                            "refcodec_amx_igdn")
 TILE = 16  # a tile of sums: 16 output channels x 16 positions (int32)
 KSTEP = 64  # input channels per tile product: 16 rows of 64 bytes (weights) times 16 rows of 4-channel quads (data)
 MAX_KSTEPS = 512  # tile products per sum: 512 * 64 = 32768 channel-taps keep every int32 lane exact
@@ -518,9 +523,9 @@ def _rows(ir: _IR, label: str) -> None:
     ir.op(f"%n = phi i64 [0, %{label}], [%n1, %rows]")
 
 
-def _end(ir: _IR) -> None:
+def _end(ir: _IR, rows: str = "%n_o") -> None:
     ir.op("%n1 = add i64 %n, 1")
-    ir.op("br i1 " + ir.v("icmp slt i64 %n1, %n_o") + ", label %rows, label %rows_done")
+    ir.op("br i1 " + ir.v(f"icmp slt i64 %n1, {rows}") + ", label %rows, label %rows_done")
     ir.op("rows_done:")
     ir.op("%g1 = add i64 %g, 1")
     ir.op("br i1 " + ir.v("icmp slt i64 %g1, %ng") + ", label %group, label %done")
@@ -530,9 +535,9 @@ def _end(ir: _IR) -> None:
     ir.op("}")
 
 
-def _tile_row(ir: _IR, buffer: int, tile: int) -> str:
-    """Row %n of the ``tile``-th tile stored in KiB ``buffer`` + tile of %buf, as 16 int64 lanes."""
-    p = ir.v(f"getelementptr {V32}, ptr %buf, i64 {ir.add('%n', 16 * (buffer + tile))}")
+def _tile_row(ir: _IR, buffer: int, tile: int, index: str = "%n") -> str:
+    """Row ``index`` of the ``tile``-th tile stored in KiB ``buffer`` + tile of %buf, as 16 int64 lanes."""
+    p = ir.v(f"getelementptr {V32}, ptr %buf, i64 {ir.add(index, 16 * (buffer + tile))}")
     return ir.v(f"sext {V32} {ir.v(f'load {V32}, ptr {p}, align 64')} to {V64}")
 
 
@@ -576,12 +581,12 @@ def _conv_sums(ir: _IR, phase: int) -> None:
         ir.tile("store", t, ir.add("%bufi", 1024 * (3 * phase + t)))
 
 
-def _requantized(ir: _IR, buffer: int, p: dict, lo: str, hi: str) -> str:
-    """Channel %n's 16 accumulators a = (tile0 << 16) + (tile1 << 8) + tile2 + bias of the tiles at KiB
+def _requantized(ir: _IR, buffer: int, p: dict, lo: str, hi: str, index: str = "%n") -> str:
+    """Row ``index``'s 16 accumulators a = (tile0 << 16) + (tile1 << 8) + tile2 + bias of the tiles at KiB
     ``buffer`` of %buf, requantised (spec §5.6): Clip3(lo, hi, (a * m + half) >> s), (m, half, s) =
     (mul_n, half_n, shift_n) where a < 0, else (1, half_p, shift_p), from the parameter lanes ``p``; as
     int16 lanes."""
-    hh, mid, ll = (_tile_row(ir, buffer, t) for t in range(3))
+    hh, mid, ll = (_tile_row(ir, buffer, t, index) for t in range(3))
     a = ir.v(f"add {V64} {ir.v(f'shl {V64} {hh}, {_const(16)}')}, {ir.v(f'shl {V64} {mid}, {_const(8)}')}")
     a = ir.v(f"add {V64} {a}, {ir.v(f'add {V64} {ll}, ' + p['bias'])}")
     neg = ir.v(f"icmp slt {V64} {a}, zeroinitializer")
@@ -593,41 +598,59 @@ def _requantized(ir: _IR, buffer: int, p: dict, lo: str, hi: str) -> str:
     return ir.v(f"trunc {V64} {ir.clip(V64, v, lo, hi)} to {V16}")
 
 
-def _amx_conv_ir(ir: _IR, phases: int) -> None:
-    """``amx_conv`` (one phase) or ``amx_deconv`` (two: px = 0, 1), all i64 arguments, addresses and strides in
-    bytes: one output row of a block of 16 output channels.
+CONV_ARGS = ["x", "lo", "kstride", "kstep", "w", "w1", "ng", "seg", "nseg0", "nseg1", "out", "chan", "rowstep",
+             "n_valid", "params", "n_o", "act_lo", "act_hi"]
 
-    Arguments: x, lo, kstride, kstep, w, w1, ng, seg, nseg0, nseg1, out, chan, n_valid, params, n_o, act_lo,
-    act_hi. For each group g < ng of 16 positions (input columns 16g .. 16g + 15), for each phase: tiles
-    0-2 = 0; for each of its segments s (seg[2s]: the byte offset of its tap from x, seg[2s+1]: its tile
-    products, >= 1; phase 1's follow phase 0's nseg0) and each product k: A = 2 KiB of weights (16 output
-    channels x 64 input channels: high bytes, tile 4, then low bytes, tile 5) read on from w (phase 0) or
-    w1 (phase 1); B = 16 quads of input channels x 16 positions x 4 bytes at x + 64g + offset + k * kstep,
-    quads kstride bytes apart: high bytes (tile 6) and low bytes, ``lo`` bytes further (tile 7); tile 0 +=
-    A_hi B_hi (ss), tile 1 += A_hi B_lo (su) + A_lo B_hi (us), tile 2 += A_lo B_lo (uu). Then for each
-    channel n < n_o, the requantised sums (:func:`_requantized`; ``params``: rows CONV_PARAMS of 16 int64)
-    of the positions 16g + r < n_valid are stored as int16 at out + n * chan + 2 * column: column 16g + r
-    (one phase), or 32g + 2r + px (two)."""
-    args = ["x", "lo", "kstride", "kstep", "w", "w1", "ng", "seg", "nseg0", "nseg1", "out", "chan", "n_valid",
-            "params", "n_o", "act_lo", "act_hi"]
-    _begin(ir, AMX_CONV if phases == 1 else AMX_DECONV, args, 3 * phases)
+
+def _amx_conv_ir(ir: _IR, kind: str) -> None:
+    """``amx_conv`` (kind "conv": one phase), ``amx_deconv`` ("deconv": two, px = 0, 1) or ``amx_deconv4``
+    ("deconv4": the four phases of a transposed convolution of at most 4 output channels in one 3 x 3
+    correlation), arguments CONV_ARGS, all i64, addresses and strides in bytes: one output row of a block
+    of 16 output channels (deconv4: two output rows of every channel).
+
+    For each group g < ng of 16 positions (input columns 16g .. 16g + 15), for each phase: tiles 0-2 = 0;
+    for each of its segments s (seg[2s]: the byte offset of its tap from x, seg[2s+1]: its tile products,
+    >= 1; phase 1's follow phase 0's nseg0) and each product k: A = 2 KiB of weights (16 output channels x
+    64 input channels: high bytes, tile 4, then low bytes, tile 5) read on from w (phase 0) or w1 (phase 1);
+    B = 16 quads of input channels x 16 positions x 4 bytes at x + 64g + offset + k * kstep, quads kstride
+    bytes apart: high bytes (tile 6) and low bytes, ``lo`` bytes further (tile 7); tile 0 += A_hi B_hi (ss),
+    tile 1 += A_hi B_lo (su) + A_lo B_hi (us), tile 2 += A_lo B_lo (uu). Then the requantised sums
+    (:func:`_requantized`; ``params``: rows CONV_PARAMS of 16 int64 per channel) of the positions 16g + r <
+    n_valid are stored as int16: conv, for each channel n < n_o, at out + n * chan + 2 * (16g + r); deconv,
+    at out + n * chan + 2 * (32g + 2r + px); deconv4, whose tile rows are 8py + 4px + o, for each output
+    row py = 0, 1 and channel o < n_o, at out + o * chan + py * rowstep + 2 * (32g + 2r + px)."""
+    name = {"conv": AMX_CONV, "deconv": AMX_DECONV, "deconv4": AMX_DECONV4}[kind]
+    phases = 2 if kind == "deconv" else 1
+    _begin(ir, name, CONV_ARGS, 3 * phases)
     for p in range(phases):
         _conv_sums(ir, p)
     lo, hi = ir.splat(V64, "%act_lo"), ir.splat(V64, "%act_hi")
     _position_mask(ir)
+    if kind == "deconv4":
+        ir.op("%rows_all = shl i64 %n_o, 1")
     _rows(ir, f"p{phases - 1}_done")
-    params = {name: ir.param(V64, "%params", k) for k, name in enumerate(CONV_PARAMS)}
-    values = [_requantized(ir, 3 * p, params, lo, hi) for p in range(phases)]
-    row = ir.add("%out", ir.v("mul i64 %n, %chan"))
-    if phases == 1:
-        at = ir.ptr(ir.add(row, ir.v("shl i64 %g, 5")))
-        ir.op(f"call void @llvm.masked.store.v16i16.p0({V16} {values[0]}, ptr {at}, i32 2, <16 x i1> %mask)")
-    else:
-        both = ir.v(f"shufflevector {V16} {values[0]}, {V16} {values[1]}, <32 x i32> {INTERLEAVE}")
-        mask = ir.v(f"shufflevector <16 x i1> %mask, <16 x i1> undef, <32 x i32> {LANES32}")
-        at = ir.ptr(ir.add(row, ir.v("shl i64 %g, 6")))
-        ir.op(f"call void @llvm.masked.store.v32i16.p0(<32 x i16> {both}, ptr {at}, i32 2, <32 x i1> {mask})")
-    _end(ir)
+    if kind == "conv":
+        params = {name: ir.param(V64, "%params", k) for k, name in enumerate(CONV_PARAMS)}
+        value = _requantized(ir, 0, params, lo, hi)
+        at = ir.ptr(ir.add(ir.add("%out", ir.v("mul i64 %n, %chan")), ir.v("shl i64 %g, 5")))
+        ir.op(f"call void @llvm.masked.store.v16i16.p0({V16} {value}, ptr {at}, i32 2, <16 x i1> %mask)")
+        _end(ir)
+        return
+    if kind == "deconv":
+        channel, rows, row = "%n", ("%n", "%n"), ir.add("%out", ir.v("mul i64 %n, %chan"))
+    else:  # row n of the loop: output row py = (n >= n_o), channel o = n - py * n_o, tile rows 8py + o, 8py + 4 + o
+        py = ir.v(f"zext i1 {ir.v('icmp uge i64 %n, %n_o')} to i64")
+        channel = ir.v(f"sub i64 %n, {ir.v(f'mul i64 {py}, %n_o')}")
+        first = ir.add(ir.v(f"shl i64 {py}, 3"), channel)
+        rows = (first, ir.add(first, 4))
+        row = ir.add(ir.add("%out", ir.v(f"mul i64 {channel}, %chan")), ir.v(f"mul i64 {py}, %rowstep"))
+    params = {name: ir.param(V64, "%params", k, channel) for k, name in enumerate(CONV_PARAMS)}
+    values = [_requantized(ir, 3 * p, params, lo, hi, index) for p, index in zip((0, phases - 1), rows, strict=True)]
+    both = ir.v(f"shufflevector {V16} {values[0]}, {V16} {values[1]}, <32 x i32> {INTERLEAVE}")
+    mask = ir.v(f"shufflevector <16 x i1> %mask, <16 x i1> undef, <32 x i32> {LANES32}")
+    at = ir.ptr(ir.add(row, ir.v("shl i64 %g, 6")))
+    ir.op(f"call void @llvm.masked.store.v32i16.p0(<32 x i16> {both}, ptr {at}, i32 2, <32 x i1> {mask})")
+    _end(ir, "%rows_all" if kind == "deconv4" else "%n_o")
 
 
 def _amx_igdn_ir(ir: _IR) -> None:
@@ -637,8 +660,8 @@ def _amx_igdn_ir(ir: _IR) -> None:
     ``x`` and ``out``: the int16 row of channel 0 of the (C, H, W) input and output, channels ``chan`` bytes
     apart. For each group g < ng of 16 positions (16g .. 16g + 15; those from n_valid on are 0): the four
     bytes of x^2 (< 2^31; channels from c on are 0) as B tiles on the stack: plane i, product k (64
-    channels) = 16 rows of 16 positions x 4 channels, quads 4q .. 4q + 3 (refcodec.fast.vnni.square_quads's
-    layout); then for each block b < nb of 16 channels: tiles 0-5 = 0; for each of the nk products k and each
+    channels) = 16 rows of 16 positions x 4 channels, quads 4q .. 4q + 3 (the layout of ``pack_quads``);
+    then for each block b < nb of 16 channels: tiles 0-5 = 0; for each of the nk products k and each
     (i, j) of IGDN_PRODUCTS: A = byte j of gamma, 16 channels x 64 bytes at w + 3 KiB * (b * nk + k) + 1 KiB
     * j (tile 6), B = plane i of product k (tile 7); tile i + j += A B (uu: unsigned bytes). Then for each of
     the block's channels o (below c), with T = beta + sum_s tile_s << 8s and x the row's int16 input,
@@ -758,7 +781,8 @@ def _const32(value: int) -> str:
 def amx_ir() -> str:
     """The LLVM IR module of the AMX kernels."""
     kernels = []
-    for build in (lambda ir: _amx_conv_ir(ir, 1), lambda ir: _amx_conv_ir(ir, 2), _amx_igdn_ir):
+    for build in (*[lambda ir, kind=kind: _amx_conv_ir(ir, kind) for kind in ("conv", "deconv", "deconv4")],
+                  _amx_igdn_ir):
         ir = _IR()
         build(ir)
         kernels += ir.lines
@@ -798,7 +822,7 @@ def _compile_amx() -> tuple:
         module.verify()
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
-        for name in (AMX_CONV, AMX_DECONV, AMX_IGDN):
+        for name in (AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_IGDN):
             llvm.add_symbol(name, engine.get_function_address(name))
         return engine, BUILT
     except Exception as e:
@@ -807,8 +831,9 @@ def _compile_amx() -> tuple:
 
 _AMX_ENGINE, AMX_STATUS = _compile_amx()
 AMX_AVAILABLE = AMX_STATUS == BUILT
-amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * 17))
-amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * 17))
+amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * len(CONV_ARGS)))
+amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * len(CONV_ARGS)))
+amx_deconv4 = types.ExternalFunction(AMX_DECONV4, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 10))
 
 
