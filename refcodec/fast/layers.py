@@ -444,8 +444,11 @@ def _amx_igdn_rows(gamma, params, x, out, groups):
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:
-    """As refcodec.decoder.layers.run_layers (spec §8.4, §8.7); its outputs hold their integers in int16 or float64."""
-    outputs, x = [], x.astype(np.float64)
+    """As refcodec.decoder.layers.run_layers (spec §8.4, §8.7); its outputs hold their integers in int16 or float64.
+    The integer kernels read their input in any integer or float dtype (the float64 path converts it)."""
+    outputs = []
+    if not INTEGER_SIMD:
+        x = x.astype(np.float64)
     for layer in layers:
         x = igdn(x, layer) if layer.kind == "igdn" else convolution(x, layer)
         outputs.append(x)
