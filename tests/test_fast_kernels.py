@@ -164,3 +164,23 @@ def test_joint_rows(name, m, stress):
     assert np.array_equal(got, want)
     for a, b in zip(got_coded, want_coded, strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", MODES)
+@pytest.mark.parametrize("dtype", [np.int16, np.int64])
+def test_inputs_that_are_views(name, dtype):
+    """Inputs as refcodec.decoder.bands hands them over: rows cut from a layer's output (run_band), ŷ as a
+    transposed window (JointLatents.rows), and columns cut, in int16 and int64."""
+    rng = np.random.default_rng(5)
+    whole = rng.integers(ACT_MIN, ACT_MAX + 1, size=(20, 9, 33)).astype(dtype)
+    window = np.ascontiguousarray(whole.transpose(1, 2, 0))  # (rows, W, C)
+    convs = [_conv_layer(rng, "deconv", 20, 17, 5, "none", False),
+             _conv_layer(rng, "deconv", 20, 3, 5, "pixels", False),
+             _conv_layer(rng, "conv", 20, 3, 3, "relu", False), _igdn_layer(rng, 20, True)]
+    for view in (whole[:, 2:7], window.transpose(2, 0, 1)[:, 1:5], whole[:, :, 3:30]):
+        assert not view.flags.c_contiguous
+        for layer in convs:
+            want = layers.apply_layer(view.astype(np.int64), layer)
+            with mode(name):
+                got = fast.run_layers(view, [layer])[-1]
+            assert np.array_equal(got, want)

@@ -415,7 +415,8 @@ def _amx_igdn(x: np.ndarray, layer: Layer) -> np.ndarray:
     """IGDN on refcodec.fast.vnni's AMX kernel: T = beta + the sums of the bytes of gamma times the bytes of x^2;
     int16 output."""
     c, h, w = x.shape
-    x = np.ascontiguousarray(x, np.int16)
+    if x.dtype != np.int16 or x.strides[2] != 2:  # the kernel reads rows of int16 (channels and rows at any stride)
+        x = np.ascontiguousarray(x, np.int16)
     gamma, params = _packed(layer, "amx", _amx_gamma)
     out = np.empty((c, h, w), np.int16)
     _amx_igdn_rows(gamma, params, x, out, -(-w // vnni.TILE))
@@ -439,8 +440,8 @@ def _amx_igdn_rows(gamma, params, x, out, groups):
     One job per row."""
     c, h, w = out.shape
     for y in prange(h):
-        vnni.amx_igdn(x.ctypes.data + y * w * 2, h * w * 2, c, gamma.ctypes.data, gamma.shape[0], gamma.shape[1],
-                      groups, w, out.ctypes.data + y * w * 2, params.ctypes.data)
+        vnni.amx_igdn(x.ctypes.data + y * x.strides[1], x.strides[0], c, gamma.ctypes.data, gamma.shape[0],
+                      gamma.shape[1], groups, w, out.ctypes.data + y * w * 2, h * w * 2, params.ctypes.data)
 
 
 def run_layers(x: np.ndarray, layers: list) -> list:

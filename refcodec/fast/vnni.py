@@ -654,11 +654,11 @@ def _amx_conv_ir(ir: _IR, kind: str) -> None:
 
 
 def _amx_igdn_ir(ir: _IR) -> None:
-    """``amx_igdn(x, chan, c, w, nb, nk, ng, n_valid, out, params)``, all i64 (addresses and strides in bytes): one
-    row of IGDN, every channel.
+    """``amx_igdn(x, xchan, c, w, nb, nk, ng, n_valid, out, chan, params)``, all i64 (addresses and strides in
+    bytes): one row of IGDN, every channel.
 
-    ``x`` and ``out``: the int16 row of channel 0 of the (C, H, W) input and output, channels ``chan`` bytes
-    apart. For each group g < ng of 16 positions (16g .. 16g + 15; those from n_valid on are 0): the four
+    ``x`` and ``out``: the int16 row of channel 0 of the (C, H, W) input and output, channels ``xchan`` and
+    ``chan`` bytes apart. For each group g < ng of 16 positions (16g .. 16g + 15; those from n_valid on are 0): the four
     bytes of x^2 (< 2^31; channels from c on are 0) as B tiles on the stack: plane i, product k (64
     channels) = 16 rows of 16 positions x 4 channels, quads 4q .. 4q + 3 (the layout of ``pack_quads``);
     then for each block b < nb of 16 channels: tiles 0-5 = 0; for each of the nk products k and each
@@ -668,8 +668,8 @@ def _amx_igdn_ir(ir: _IR) -> None:
     Clip3(ACT_MIN, ACT_MAX, floor((x * Isqrt(T) + half) * scale)) is stored as int16 at out + o * chan + 2 *
     (16g + r), r < 16 and 16g + r < n_valid: the float64 operations of refcodec.fast.layers._igdn_value, lane
     by lane. ``params``: per block, the rows IGDN_PARAMS of 16 values each."""
-    ir.op(f"define void @{AMX_IGDN}(i64 %x, i64 %chan, i64 %c, i64 %w, i64 %nb, i64 %nk, i64 %ng, i64 %n_valid, "
-          "i64 %out, i64 %params) {")
+    ir.op(f"define void @{AMX_IGDN}(i64 %x, i64 %xchan, i64 %c, i64 %w, i64 %nb, i64 %nk, i64 %ng, i64 %n_valid, "
+          "i64 %out, i64 %chan, i64 %params) {")
     ir.op("entry:")
     ir.op("%buf = alloca [1536 x i32], align 64")
     ir.op("%bufi = ptrtoint ptr %buf to i64")
@@ -692,7 +692,7 @@ def _amx_igdn_ir(ir: _IR) -> None:
     for e in range(4):
         ch = ir.add(ir.v("shl i64 %q, 2"), e)
         mask = ir.v(f"select i1 {ir.v(f'icmp slt i64 {ch}, %c')}, <16 x i1> %mask, <16 x i1> zeroinitializer")
-        at = ir.ptr(ir.add(ir.add("%x", ir.v(f"mul i64 {ch}, %chan")), "%g32"))
+        at = ir.ptr(ir.add(ir.add("%x", ir.v(f"mul i64 {ch}, %xchan")), "%g32"))
         xv = ir.v(f"call {V16} @llvm.masked.load.v16i16.p0(ptr {at}, i32 2, <16 x i1> {mask}, {V16} zeroinitializer)")
         xv = ir.v(f"sext {V16} {xv} to {V32}")
         squares.append(ir.v(f"mul {V32} {xv}, {xv}"))  # <= 2^30
@@ -751,8 +751,9 @@ def _amx_igdn_ir(ir: _IR) -> None:
     r1 = ir.v(f"fadd {VF} {r}, {one}")
     under = ir.v(f"fcmp ole {VF} {ir.v(f'fmul {VF} {r1}, {r1}')}, {tf}")
     r = ir.v(f"fadd {VF} {r}, {ir.select(under, VF, one, 'zeroinitializer')}")
-    offset = ir.add(ir.v("mul i64 " + ir.add("%o0", "%n") + ", %chan"), "%g32")
-    xp = ir.ptr(ir.add("%x", offset))
+    channel = ir.add("%o0", "%n")
+    offset = ir.add(ir.v(f"mul i64 {channel}, %chan"), "%g32")
+    xp = ir.ptr(ir.add("%x", ir.add(ir.v(f"mul i64 {channel}, %xchan"), "%g32")))
     xv = ir.v(f"call {V16} @llvm.masked.load.v16i16.p0(ptr {xp}, i32 2, <16 x i1> %mask, {V16} zeroinitializer)")
     a = ir.v(f"fmul {VF} {ir.v(f'sitofp {V16} {xv} to {VF}')}, {r}")
     q = ir.v(f"fmul {VF} {ir.v(f'fadd {VF} {a}, {half}')}, {scale}")
@@ -834,7 +835,7 @@ AMX_AVAILABLE = AMX_STATUS == BUILT
 amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_deconv4 = types.ExternalFunction(AMX_DECONV4, types.void(*[types.int64] * len(CONV_ARGS)))
-amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 10))
+amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 11))
 
 
 @njit(cache=True, nogil=True)
@@ -854,21 +855,37 @@ def pack_quads(x: np.ndarray, pad: int, hp: int, wp: int, cq: int) -> np.ndarray
     (Allocated by NumPy, which asks Linux for huge pages for large arrays: the 4 KiB page faults of an
     array allocated inside a Numba kernel cost more than packing it.)"""
     out = np.zeros((2, hp, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
-    _pack_quads(x, pad, out, np.zeros(x.shape[2], x.dtype))
+    base, row0 = _row_range(x)
+    _pack_quads(base, row0, x.shape[1], pad, out, np.zeros(x.shape[2], x.dtype))
     return out.view(np.uint8)
 
 
+def _row_range(x: np.ndarray) -> tuple:
+    """(a C-contiguous (C, H', W) array, first row) of which x (C, H, W) is rows first .. first + H - 1: x itself,
+    or the array x was cut from (the bands of refcodec.decoder.bands), or a copy."""
+    if x.flags.c_contiguous:
+        return x, 0
+    base = x.base
+    if (isinstance(base, np.ndarray) and base.flags.c_contiguous and base.dtype == x.dtype and base.ndim == 3
+            and base.strides == x.strides and base.shape[0] == x.shape[0] and base.shape[2] == x.shape[2]):
+        row0, rest = divmod(x.ctypes.data - base.ctypes.data, x.strides[1])
+        if rest == 0 and row0 >= 0 and row0 + x.shape[1] <= base.shape[1]:
+            return base, row0
+    return np.ascontiguousarray(x), 0
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def _pack_quads(x, pad, out, zero):
-    """:func:`pack_quads` into ``out`` (2, hp, cq, wp) uint32, zero outside the picture; ``zero``: a row of 0."""
-    c, h, w = x.shape
+def _pack_quads(x, row0, h, pad, out, zero):
+    """:func:`pack_quads` of rows row0 .. row0 + h - 1 of x into ``out`` (2, hp, cq, wp) uint32, zero outside the
+    picture; ``zero``: a row of 0."""
+    c, _, w = x.shape
     cq = out.shape[2]
     for i in prange(h * cq):
         y, q = i // cq, i % cq
-        ch = 4 * q
+        ch, row = 4 * q, row0 + y
         if ch < c:
-            _quad_words(x[ch, y], x[ch + 1, y] if ch + 1 < c else zero, x[ch + 2, y] if ch + 2 < c else zero,
-                        x[ch + 3, y] if ch + 3 < c else zero, out[0, pad + y, q, pad : pad + w],
+            _quad_words(x[ch, row], x[ch + 1, row] if ch + 1 < c else zero, x[ch + 2, row] if ch + 2 < c else zero,
+                        x[ch + 3, row] if ch + 3 < c else zero, out[0, pad + y, q, pad : pad + w],
                         out[1, pad + y, q, pad : pad + w])
 
 
