@@ -697,8 +697,9 @@ def build_parser(with_conform: bool = True) -> argparse.ArgumentParser:
                    help=f"refuse a picture of more than N pixels before decoding it (default {DEFAULT_MAX_PIXELS}, "
                         f"above every picture the spec allows): for services that decode untrusted streams")
     d.add_argument("--band-height", type=band_height, metavar="H",
-                   help="run the synthesis in bands of H pixel rows, a multiple of 16 (default: a height that keeps "
-                        "a band's activations within 64 MiB); the pixels are the same")
+                   help="decode in bands of H pixel rows, a multiple of 16: the synthesis H rows at a time and the "
+                        "hyper-synthesis H/16 latent rows at a time (default: heights that keep a band's activations "
+                        "within 64 MiB); the pixels are the same")
     d.add_argument("--dump-stages", metavar="DIR",
                    help="also write every intermediate stage to DIR as <stage>.i32 (spec §9.4)")
     for p in (e, d):
