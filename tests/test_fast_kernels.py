@@ -143,12 +143,13 @@ def _joint_case(seed: int, m: int, stress: bool) -> tuple:
     return model, header, params, y
 
 
-@pytest.mark.parametrize("name", [n for n in MODES if n != "amx"])
+@pytest.mark.parametrize("name", MODES)
 @pytest.mark.parametrize("m", [1, 3, 20, 33])
 @pytest.mark.parametrize("stress", [False, True])
 def test_joint_rows(name, m, stress):
-    """Spec §8.10 on refcodec.fast.joint's kernels (VNNI: partial sums of the rows above and of the hyper
-    parameters per row, then matrix-vector products; float64: one loop), decoding and encoding, for M whose
+    """Spec §8.10 on refcodec.fast.joint's kernels (partial sums of the rows above and of the hyper parameters
+    per row on AMX tiles or the VNNI convolution kernel, then VNNI matrix-vector products; or one float64
+    loop), decoding and encoding, for M whose
     2M, E1 = 10M // 3 and E2 = 8M // 3 fall inside or across the kernels' blocks (E1 odd for M = 1), and
     models at the bounds of spec §6.4: the reference decoder's and encoder's latents and table rows."""
     from refcodec.decoder import latents

@@ -186,23 +186,14 @@ def vnni_weights(model) -> dict:
 
 def _vnni_rows(words, x, p, lut, r0, r1, targets, model, params, params_lo, y, y_lo, values, rows) -> tuple:
     """Latent rows r0 .. r1 - 1 as ``_loop`` computes them, on the VNNI kernels: per row, the partial sums of the
-    rows above and of the hyper parameters (``_row_sums``), then the sequential loop (``_vnni_row``)."""
+    rows above and of the hyper parameters (``RowSums``), then the sequential loop (``_vnni_row``)."""
     k = vnni_weights(model)
-    lat_w, m = y.shape[1], y.shape[2]
-    m2 = 2 * m
-    wp = vnni.padded_width(lat_w) + 2 * PAD
-    above_seg = vnni.segments([(ky, kx) for ky, kx in CONTEXT_TAPS[:ABOVE]], (m + 1) // 2, wp)
-    hyper_seg = vnni.segments([(0, 0)], (params.shape[0] + 1) // 2, vnni.padded_width(lat_w))
-    above = np.zeros((lat_w, k["left"].shape[0] * vnni.MV_OUT), np.int64)  # bias read by whole groups of outputs
-    hyper = np.zeros((lat_w, k["w0"].shape[0] * vnni.MV_OUT), np.int64)
+    sums = RowSums(model, y.shape[1], k)
     table = model.y_table
     bound = model.scale_bound.astype(np.int64)
     for ly in range(r0, r1):
-        xp = _pack_rows(y, ly - y_lo - 2, 2, wp, PAD)
-        _row_sums(xp, k["above"], above_seg, k["ctx_bias"], above)
-        hp = _pack_params(params, ly - params_lo, vnni.padded_width(lat_w))
-        _row_sums(hp, k["hyper"], hyper_seg, k["hyper_bias"], hyper)
-        code, aux, x, p = _vnni_row(words, x, p, ly, targets, y, y_lo, above, hyper, m2,
+        above, hyper = sums.row(y, ly - y_lo, params, ly - params_lo)
+        code, aux, x, p = _vnni_row(words, x, p, ly, targets, y, y_lo, above, hyper, 2 * model.m,
                                     k["left"], *k["left_q"], k["w0"], *k["w0_q"], k["w1"], k["b1"], *k["w1_q"],
                                     k["w2"], k["b2"], *k["w2_q"], bound, table.cdf, table.cdf_length, table.offset,
                                     lut, model.mean_shift, values, rows)
@@ -211,33 +202,95 @@ def _vnni_rows(words, x, p, lut, r0, r1, targets, model, params, params_lo, y, y
     return OK, np.int64(0), x, p
 
 
-@njit(cache=True, nogil=True)
-def _pack_rows(y, first, count, wp, left):
-    """Rows first .. first + count - 1 of the window y (rows, W, C) in vnni.pack's layout (count, pairs, wp, 2),
-    ``left`` zero columns first; rows outside the window (above the picture) are zeros."""
-    n, w, c = y.shape
-    out = np.zeros((count, (c + 1) // 2, wp, 2), np.int16)
-    for r in range(count):
-        row = first + r
-        if row < 0 or row >= n:
-            continue
-        for col in range(w):
-            src = y[row, col]
-            for ch in range(c):
-                out[r, ch >> 1, left + col, ch & 1] = src[ch]
-    return out
+class RowSums:
+    """Per latent row, for every position: the context's bias plus the sums of its taps in the two rows above
+    (``above``), and the first entropy-parameter layer's bias plus the sums of its hyper-parameter inputs
+    (``hyper``), int64 (W, outputs padded to whole groups of vnni.matvec), exact. On AMX tiles (vnni.amx_raw)
+    where refcodec.fast.layers.MATRIX_SIMD, else on the VNNI convolution kernel (vnni.block)."""
+
+    def __init__(self, model, lat_w: int, k: dict):
+        self.k, self.lat_w, self.m = k, lat_w, model.m
+        self.above = np.zeros((lat_w, k["left"].shape[0] * vnni.MV_OUT), np.int64)  # read by whole groups
+        self.hyper = np.zeros((lat_w, k["w0"].shape[0] * vnni.MV_OUT), np.int64)
+        self.amx = fast_layers.MATRIX_SIMD
+        if self.amx:
+            self.a = amx_weights(model)
+        else:
+            self.wp = vnni.padded_width(lat_w) + 2 * PAD
+            self.above_seg = vnni.segments([(ky, kx) for ky, kx in CONTEXT_TAPS[:ABOVE]], (self.m + 1) // 2, self.wp)
+            self.hyper_seg = vnni.segments([(0, 0)], self.m, vnni.padded_width(lat_w))
+
+    def row(self, y: np.ndarray, wy: int, params: np.ndarray, py: int) -> tuple:
+        """(above, hyper) of the row y[wy] of the window (rows, W, M), whose hyper parameters are params[:, py]."""
+        lat_w, m = self.lat_w, self.m
+        rows = np.zeros((2, lat_w, m), np.int16)  # the two rows above, zeros above the picture
+        first = max(0, 2 - wy)
+        rows[first:] = y[wy - 2 + first : wy]
+        if self.amx:
+            a = self.a
+            self._amx(rows.transpose(2, 0, 1), PAD, a["above"], a["above_bias"], a["above_taps"], self.above)
+            self._amx(params[:, py : py + 1], 0, a["hyper"], a["hyper_bias"], [(0, 0)], self.hyper)
+            return self.above, self.hyper
+        k = self.k
+        xp = np.zeros((2, (m + 1) // 2, self.wp, 2), np.int16)
+        xp[:, :, PAD : PAD + lat_w] = _pairs(rows)
+        _row_sums(xp, k["above"], self.above_seg, k["ctx_bias"], self.above)
+        hp = np.zeros((1, m, vnni.padded_width(lat_w), 2), np.int16)
+        hp[0, :, :lat_w] = _pairs(params[:, py].T[None])[0]
+        _row_sums(hp, k["hyper"], self.hyper_seg, k["hyper_bias"], self.hyper)
+        return self.above, self.hyper
+
+    @staticmethod
+    def _amx(x: np.ndarray, left: int, weights: np.ndarray, bias: np.ndarray, taps: list, out: np.ndarray) -> None:
+        """out[x, o] = bias[o] + the sums of ``taps`` (dy, dx) of x (C, rows, W) padded by ``left`` columns."""
+        c, _, w = x.shape
+        groups, quads = -(-w // vnni.TILE), -(-c // vnni.KSTEP) * (vnni.KSTEP // 4)
+        wp = groups * vnni.TILE + 2 * left
+        planes = vnni.pack_quads(x, left, x.shape[1], wp, quads, top=0, parallel=False)  # no parallel kernels here
+        seg = np.array([[(dy * quads * wp + dx) * 4, quads // 16] for dy, dx in taps], np.int64)
+        sums = np.empty((weights.shape[0] * vnni.TILE, groups * vnni.TILE), np.int64)
+        _amx_raw(planes, weights, seg, bias, sums, groups, w)
+        out[:, : sums.shape[0]] = sums[:, :w].T
+
+
+def _pairs(rows: np.ndarray) -> np.ndarray:
+    """rows (R, W, C) -> (R, ceil(C / 2), W, 2): channel pairs, vnni.pack's layout."""
+    r, w, c = rows.shape
+    if c % 2:
+        rows = np.concatenate([rows, np.zeros((r, w, 1), rows.dtype)], axis=2)
+    return rows.reshape(r, w, -1, 2).transpose(0, 2, 1, 3)
+
+
+def amx_weights(model) -> dict:
+    """The context's taps above and the first entropy-parameter layer's hyper-parameter half as A tiles of the AMX
+    kernels (vnni.amx_weight_tiles), with their biases per block of 16 outputs; kept in the context layer."""
+    ctx = model.context[0]
+    if "joint_amx" not in ctx.packed:
+        m2 = ctx.weight.shape[0]
+        e0 = model.entropy_parameters[0]
+        taps = CONTEXT_TAPS[:ABOVE]
+        a: dict = {"above_taps": taps}
+        for name, mats, bias in (("above", [ctx.weight[:, :, ky, kx] for ky, kx in taps], ctx.bias),
+                                 ("hyper", [e0.weight[:, m2:, 0, 0]], e0.bias)):
+            tiles = vnni.amx_weight_tiles(mats)
+            blocks = tiles.shape[0]
+            a[name] = np.ascontiguousarray(tiles.reshape(blocks, -1))
+            a[name + "_bias"] = _padded(bias, blocks * vnni.TILE).reshape(blocks, vnni.TILE)
+        ctx.packed["joint_amx"] = a
+    return ctx.packed["joint_amx"]
 
 
 @njit(cache=True, nogil=True)
-def _pack_params(params, row, wp):
-    """Row ``row`` of the hyper parameters (C, rows, W) in vnni.pack's layout (1, pairs, wp, 2)."""
-    c, _, w = params.shape
-    out = np.zeros((1, (c + 1) // 2, wp, 2), np.int16)
-    for ch in range(c):
-        src, dst = params[ch, row], out[0, ch >> 1]
-        for col in range(w):
-            dst[col, ch & 1] = src[col]
-    return out
+def _amx_raw(planes, weights, seg, bias, out, groups, w):
+    """out[16b + n, x] = bias[b, n] + the sums (vnni.amx_raw) for every block b of 16 outputs and column x < 16 *
+    groups; ``planes``: one output row's packed input (vnni.pack_quads)."""
+    kstride = planes.shape[3]
+    plane_bytes = planes.shape[1] * planes.shape[2] * kstride
+    chan = out.shape[1] * 8
+    for b in range(weights.shape[0]):
+        vnni.amx_raw(planes.ctypes.data, plane_bytes, kstride, 16 * kstride, weights[b].ctypes.data, 0, groups,
+                     seg.ctypes.data, seg.shape[0], 0, out.ctypes.data + b * vnni.TILE * chan, chan, 0, w,
+                     bias[b].ctypes.data, vnni.TILE, 0, 0)
 
 
 @njit(cache=True, nogil=True)

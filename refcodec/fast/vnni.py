@@ -458,8 +458,8 @@ def segments(offsets: list, pairs: int, wp: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # AMX-INT8 tiles (see the module docstring): the convolutions' and IGDN's sums on a tile unit
 
-AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_IGDN = ("refcodec_amx_conv", "refcodec_amx_deconv", "refcodec_amx_deconv4",
-                                            "refcodec_amx_igdn")
+AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_RAW, AMX_IGDN = ("refcodec_amx_conv", "refcodec_amx_deconv",
+                                                     "refcodec_amx_deconv4", "refcodec_amx_raw", "refcodec_amx_igdn")
 TILE = 16  # a tile of sums: 16 output channels x 16 positions (int32)
 KSTEP = 64  # input channels per tile product: 16 rows of 64 bytes (weights) times 16 rows of 4-channel quads (data)
 MAX_KSTEPS = 512  # tile products per sum: 512 * 64 = 32768 channel-taps keep every int32 lane exact
@@ -603,7 +603,8 @@ CONV_ARGS = ["x", "lo", "kstride", "kstep", "w", "w1", "ng", "seg", "nseg0", "ns
 
 
 def _amx_conv_ir(ir: _IR, kind: str) -> None:
-    """``amx_conv`` (kind "conv": one phase), ``amx_deconv`` ("deconv": two, px = 0, 1) or ``amx_deconv4``
+    """``amx_conv`` (kind "conv": one phase), ``amx_raw`` ("raw": one phase, int64 sums), ``amx_deconv`` ("deconv":
+    two, px = 0, 1) or ``amx_deconv4``
     ("deconv4": the four phases of a transposed convolution of at most 4 output channels in one 3 x 3
     correlation), arguments CONV_ARGS, all i64, addresses and strides in bytes: one output row of a block
     of 16 output channels (deconv4: two output rows of every channel).
@@ -616,10 +617,12 @@ def _amx_conv_ir(ir: _IR, kind: str) -> None:
     bytes apart: high bytes (tile 6) and low bytes, ``lo`` bytes further (tile 7); tile 0 += A_hi B_hi (ss),
     tile 1 += A_hi B_lo (su) + A_lo B_hi (us), tile 2 += A_lo B_lo (uu). Then the requantised sums
     (:func:`_requantized`; ``params``: rows CONV_PARAMS of 16 int64 per channel) of the positions 16g + r <
-    n_valid are stored as int16: conv, for each channel n < n_o, at out + n * chan + 2 * (16g + r); deconv,
+    n_valid are stored as int16: conv, for each channel n < n_o, at out + n * chan + 2 * (16g + r); raw (one
+    phase, no requantisation), the int64 sums plus bias of every position of the group at out + n * chan + 8 *
+    (16g + r); deconv,
     at out + n * chan + 2 * (32g + 2r + px); deconv4, whose tile rows are 8py + 4px + o, for each output
     row py = 0, 1 and channel o < n_o, at out + o * chan + py * rowstep + 2 * (32g + 2r + px)."""
-    name = {"conv": AMX_CONV, "deconv": AMX_DECONV, "deconv4": AMX_DECONV4}[kind]
+    name = {"conv": AMX_CONV, "deconv": AMX_DECONV, "deconv4": AMX_DECONV4, "raw": AMX_RAW}[kind]
     phases = 2 if kind == "deconv" else 1
     _begin(ir, name, CONV_ARGS, 3 * phases)
     for p in range(phases):
@@ -629,6 +632,14 @@ def _amx_conv_ir(ir: _IR, kind: str) -> None:
     if kind == "deconv4":
         ir.op("%rows_all = shl i64 %n_o, 1")
     _rows(ir, f"p{phases - 1}_done")
+    if kind == "raw":
+        hh, mid, ll = (_tile_row(ir, 0, t) for t in range(3))
+        a = ir.v(f"add {V64} {ir.v(f'shl {V64} {hh}, {_const(16)}')}, {ir.v(f'shl {V64} {mid}, {_const(8)}')}")
+        a = ir.v(f"add {V64} {a}, {ir.v(f'add {V64} {ll}, ' + ir.param(V64, '%params', 0))}")
+        at = ir.ptr(ir.add(ir.add("%out", ir.v("mul i64 %n, %chan")), ir.v("shl i64 %g, 7")))
+        ir.op(f"store {V64} {a}, ptr {at}, align 8")
+        _end(ir)
+        return
     if kind == "conv":
         params = {name: ir.param(V64, "%params", k) for k, name in enumerate(CONV_PARAMS)}
         value = _requantized(ir, 0, params, lo, hi)
@@ -782,7 +793,7 @@ def _const32(value: int) -> str:
 def amx_ir() -> str:
     """The LLVM IR module of the AMX kernels."""
     kernels = []
-    for build in (*[lambda ir, kind=kind: _amx_conv_ir(ir, kind) for kind in ("conv", "deconv", "deconv4")],
+    for build in (*[lambda ir, kind=kind: _amx_conv_ir(ir, kind) for kind in ("conv", "deconv", "deconv4", "raw")],
                   _amx_igdn_ir):
         ir = _IR()
         build(ir)
@@ -823,7 +834,7 @@ def _compile_amx() -> tuple:
         module.verify()
         engine = llvm.create_mcjit_compiler(module, machine)
         engine.finalize_object()
-        for name in (AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_IGDN):
+        for name in (AMX_CONV, AMX_DECONV, AMX_DECONV4, AMX_RAW, AMX_IGDN):
             llvm.add_symbol(name, engine.get_function_address(name))
         return engine, BUILT
     except Exception as e:
@@ -835,6 +846,7 @@ AMX_AVAILABLE = AMX_STATUS == BUILT
 amx_conv = types.ExternalFunction(AMX_CONV, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_deconv = types.ExternalFunction(AMX_DECONV, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_deconv4 = types.ExternalFunction(AMX_DECONV4, types.void(*[types.int64] * len(CONV_ARGS)))
+amx_raw = types.ExternalFunction(AMX_RAW, types.void(*[types.int64] * len(CONV_ARGS)))
 amx_igdn = types.ExternalFunction(AMX_IGDN, types.void(*[types.int64] * 11))
 
 
@@ -848,15 +860,19 @@ def _quad_words(x0, x1, x2, x3, hi, lo):
         lo[i] = np.uint32((v0 & 255) | ((v1 & 255) << 8) | ((v2 & 255) << 16) | (v3 << 24))
 
 
-def pack_quads(x: np.ndarray, pad: int, hp: int, wp: int, cq: int) -> np.ndarray:
+def pack_quads(x: np.ndarray, pad: int, hp: int, wp: int, cq: int, top: int | None = None,
+               parallel: bool = True) -> np.ndarray:
     """x (C, H, W) -> (2, hp, cq, wp * 4) uint8: the high bytes (x >> 8, two's complement) and the low bytes
-    (x & 255) of x[4q + e, y, x] at [., pad + y, q, 4 * (pad + x) + e], zero elsewhere.
+    (x & 255) of x[4q + e, y, x] at [., top + y, q, 4 * (pad + x) + e] (top = pad unless given), zero elsewhere.
+    ``parallel`` False: in the calling thread only (refcodec.fast.joint, which runs outside the lock of
+    refcodec.fast.threads).
 
     (Allocated by NumPy, which asks Linux for huge pages for large arrays: the 4 KiB page faults of an
     array allocated inside a Numba kernel cost more than packing it.)"""
     out = np.zeros((2, hp, cq, wp), np.uint32)  # 4 bytes (channels 4q .. 4q + 3) per word
     base, row0 = _row_range(x)
-    _pack_quads(base, row0, x.shape[1], pad, out, np.zeros(x.shape[2], x.dtype))
+    (_pack_quads if parallel else _pack_quads_serial)(base, row0, x.shape[1], pad if top is None else top, pad, out,
+                                                      np.zeros(x.shape[2], x.dtype))
     return out.view(np.uint8)
 
 
@@ -874,19 +890,32 @@ def _row_range(x: np.ndarray) -> tuple:
     return np.ascontiguousarray(x), 0
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _pack_quads(x, row0, h, pad, out, zero):
-    """:func:`pack_quads` of rows row0 .. row0 + h - 1 of x into ``out`` (2, hp, cq, wp) uint32, zero outside the
-    picture; ``zero``: a row of 0."""
+@njit(cache=True, nogil=True)
+def _pack_quad(x, row0, top, pad, out, zero, i):
+    """Item i of :func:`pack_quads` (row i // cq, quad i % cq) into ``out`` (2, hp, cq, wp) uint32, from row
+    row0 + i // cq of x; ``zero``: a row of 0."""
     c, _, w = x.shape
     cq = out.shape[2]
-    for i in prange(h * cq):
-        y, q = i // cq, i % cq
-        ch, row = 4 * q, row0 + y
-        if ch < c:
-            _quad_words(x[ch, row], x[ch + 1, row] if ch + 1 < c else zero, x[ch + 2, row] if ch + 2 < c else zero,
-                        x[ch + 3, row] if ch + 3 < c else zero, out[0, pad + y, q, pad : pad + w],
-                        out[1, pad + y, q, pad : pad + w])
+    y, q = i // cq, i % cq
+    ch, row = 4 * q, row0 + y
+    if ch < c:
+        _quad_words(x[ch, row], x[ch + 1, row] if ch + 1 < c else zero, x[ch + 2, row] if ch + 2 < c else zero,
+                    x[ch + 3, row] if ch + 3 < c else zero, out[0, top + y, q, pad : pad + w],
+                    out[1, top + y, q, pad : pad + w])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _pack_quads(x, row0, h, top, pad, out, zero):
+    """:func:`pack_quads` of rows row0 .. row0 + h - 1 of x, on every thread."""
+    for i in prange(h * out.shape[2]):
+        _pack_quad(x, row0, top, pad, out, zero, i)
+
+
+@njit(cache=True, nogil=True)
+def _pack_quads_serial(x, row0, h, top, pad, out, zero):
+    """:func:`pack_quads` of rows row0 .. row0 + h - 1 of x, in the calling thread."""
+    for i in range(h * out.shape[2]):
+        _pack_quad(x, row0, top, pad, out, zero, i)
 
 
 def amx_weight_tiles(mats: list) -> np.ndarray:
