@@ -72,12 +72,16 @@ def test_activations_exact():
     """spec §5.6: relu clamps at 0; leaky rounds a negative accumulator with shift + 6 in one step."""
     acc = np.array([[100, -100, -96, -97, -(1 << 40), 1 << 40]], dtype=np.int64)
     shift = np.array([1])
-    assert layers.requantize_map(acc, shift, "none", DEFAULT_LEAKY_SLOPE).tolist() == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
-    assert layers.requantize_map(acc, shift, "relu", DEFAULT_LEAKY_SLOPE).tolist() == [[50, 0, 0, 0, 0, ACT_MAX]]
+
+    def requantized(activation, values=acc, shifts=shift):
+        return layers.requantize_map(values, shifts, activation, DEFAULT_LEAKY_SLOPE).tolist()
+
+    assert requantized("none") == [[50, -50, -48, -48, ACT_MIN, ACT_MAX]]
+    assert requantized("relu") == [[50, 0, 0, 0, 0, ACT_MAX]]
     # Round2(-100, 7) = (-100 + 64) >> 7 = -1; Round2(-96, 7) = -32 >> 7 = -1; Round2(-(2^40), 7) = -2^33 -> clamp
-    assert layers.requantize_map(acc, shift, "leaky", DEFAULT_LEAKY_SLOPE).tolist() == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
-    assert layers.requantize_map(acc, shift, "pixels", DEFAULT_LEAKY_SLOPE).tolist() == [[50, 0, 0, 0, 0, 255]]
-    assert layers.requantize_map(np.array([[-32]]), np.array([0]), "leaky", DEFAULT_LEAKY_SLOPE).tolist() == [[0]]  # Round2(-32, 6) = 0
+    assert requantized("leaky") == [[50, -1, -1, -1, ACT_MIN, ACT_MAX]]
+    assert requantized("pixels") == [[50, 0, 0, 0, 0, 255]]
+    assert requantized("leaky", np.array([[-32]]), np.array([0])) == [[0]]  # Round2(-32, 6) = 0
 
 
 def test_leaky_slope_exact():
