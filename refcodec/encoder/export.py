@@ -387,9 +387,10 @@ def integer_layers(p: dict, architecture: str, maxima: dict, bits: dict) -> dict
     inputs = {"synthesis": unit * 2.0 ** -bits["y"], "hyper_synthesis": z_unit * 2.0 ** -bits["z"] * np.ones(n),
               "context": np.full(m, unit)}
     for group, layers in plan.items():
-        s = inputs.get(group)
         if group == "entropy_parameters":
             s = np.concatenate([final["context"], final["hyper_synthesis"]])
+        else:
+            s = inputs[group]
         for k, (kind, _, _, _, _) in enumerate(layers):
             name = f"{group}.{k}"
             if kind == "igdn":
