@@ -273,8 +273,8 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     import signal
     import time
 
-    big = tmp_path / "big.png"
-    Image.open(SAMPLE).resize((1600, 1600)).save(big)
+    big = tmp_path / "big.png"  # large enough that the encode still works when the signal comes, however fast
+    Image.open(SAMPLE).resize((4096, 4096)).save(big)
     p = subprocess.Popen([sys.executable, "-m", "refcodec.cli", "encode", "--impl", "reference", big,
                           tmp_path / "big.rcdc"], stderr=subprocess.PIPE, text=True)
     maps = Path(f"/proc/{p.pid}/maps")
