@@ -367,6 +367,7 @@ class RowWriter:
         self.rows += band.shape[0]
 
     def close(self) -> None:
+        """Check that every row was written (the file is complete)."""
         if self.rows != self.height:
             raise ValueError(f"{self.rows} rows written of a picture of {self.height}")
 
@@ -385,6 +386,7 @@ class WholeWriter:
         self.rows += band.shape[0]
 
     def close(self) -> None:
+        """Write the file of the whole picture, every row of which must have been written."""
         if self.rows != self.pixels.shape[0]:
             raise ValueError(f"{self.rows} rows written of a picture of {self.pixels.shape[0]}")
         self.f.write(picture_bytes(self.pixels, self.fmt))

@@ -186,6 +186,7 @@ class JointLatents:
             self.reader.finish()
 
     def close(self) -> None:
-        """Decode whatever rows are left, so that the checks of spec §3.6 have run."""
+        """Decode whatever rows are left, a band of the hyper-synthesis at a time, so that the checks of spec
+        §3.6 have run."""
         while self.top < self.lat_h:
-            self.rows(self.top, self.lat_h)
+            self.rows(self.top, min(self.lat_h, self.top + self.hyper_rows))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refcodec.decoder.bands import hyper_band, hyper_band_height
+from refcodec.decoder.bands import bands, hyper_band, hyper_band_height
 from refcodec.decoder.bitstream import MAX_WORDS_PER_VALUE
 from refcodec.decoder.conventions import clause
 from refcodec.decoder.errors import StreamError
@@ -149,9 +149,7 @@ def gaussian_tables(z_in: np.ndarray, model, lat_h: int, lat_w: int, run_layers,
     m = model.m
     rows = np.empty((m, lat_h, lat_w), np.uint8)
     means = None if model.architecture == "hyperprior" else np.empty((m, lat_h, lat_w), np.int16)
-    step = hyper_rows or hyper_band_height(model, lat_w)
-    for a in range(0, lat_h, step):
-        b = min(a + step, lat_h)
+    for a, b in bands(lat_h, hyper_rows or hyper_band_height(model, lat_w)):
         band_rows, band_means = gaussian_params(hyper_band(z_in, model, a, b, lat_w, run_layers), model)
         rows[:, a:b] = band_rows
         if means is not None:
