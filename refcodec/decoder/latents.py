@@ -145,15 +145,17 @@ def gaussian_tables(z_in: np.ndarray, model, lat_h: int, lat_w: int, run_layers,
                     hyper_rows: int | None = None) -> tuple:
     """(table rows as u8, means as s16 or None for hyperprior) of every latent (spec §8.7, §8.8) of the
     hyper-synthesis of ``z_in``, computed in bands of ``hyper_rows`` latent rows (None: a height for bounded
-    memory; refcodec.decoder.bands.hyper_band): the hyper parameters never exist in full."""
+    memory; refcodec.decoder.bands.hyper_band): the hyper parameters never exist in full, and ScaleIndex's
+    int64 row numbers exist for one channel of a band at a time."""
     m = model.m
     rows = np.empty((m, lat_h, lat_w), np.uint8)
     means = None if model.architecture == "hyperprior" else np.empty((m, lat_h, lat_w), np.int16)
     for a, b in bands(lat_h, hyper_rows or hyper_band_height(model, lat_w)):
-        band_rows, band_means = gaussian_params(hyper_band(z_in, model, a, b, lat_w, run_layers), model)
-        rows[:, a:b] = band_rows
+        params = hyper_band(z_in, model, a, b, lat_w, run_layers)
+        for c in range(m):
+            rows[c, a:b] = scale_index(params[c], model.scale_bound)
         if means is not None:
-            means[:, a:b] = band_means
+            means[:, a:b] = params[m:]
     return rows, means
 
 
